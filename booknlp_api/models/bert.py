@@ -1,0 +1,78 @@
+"""Loading BookNLP's components with their BERT base taken from a local folder, never the hub.
+
+Each upstream component calls ``BertTokenizer.from_pretrained(name)`` and
+``BertModel.from_pretrained(name)`` with a hub name, then overwrites every BERT weight with
+``load_state_dict``. Only the base ``config.json`` and ``vocab.txt`` matter, so while a component is
+built we point those two names, inside upstream's modules, at classes that read the local folder
+and build the BERT from its config alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+_UPSTREAM_MODULES = (
+    "booknlp.english.tagger",
+    "booknlp.english.speaker_attribution",
+    "booknlp.english.bert_coref_quote_pronouns",
+)
+
+
+def import_upstream(module: str) -> ModuleType:
+    """Import a booknlp module, sending the text it prints at import time to the log."""
+    import importlib
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        imported = importlib.import_module(module)
+    if buffer.getvalue().strip():
+        log.debug("booknlp import: %s", buffer.getvalue().strip())
+    return imported
+
+
+def _local_classes(model_dir: Path) -> tuple[type, type]:
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    def folder(name: str) -> str:
+        path = model_dir / "bert" / name.replace("/", "_", 1)
+        if not (path / "config.json").is_file() or not (path / "vocab.txt").is_file():
+            raise FileNotFoundError(f"{path} lacks config.json or vocab.txt for BERT base {name!r}")
+        return str(path)
+
+    class LocalBertTokenizer:
+        @staticmethod
+        def from_pretrained(name: str, **kwargs: object) -> BertTokenizer:
+            return BertTokenizer.from_pretrained(folder(name), local_files_only=True, **kwargs)
+
+    class LocalBertModel:
+        @staticmethod
+        def from_pretrained(name: str, **kwargs: object) -> BertModel:
+            config = BertConfig.from_pretrained(folder(name), local_files_only=True)
+            # from_pretrained returns a model in eval mode; keep that behaviour.
+            return BertModel(config).eval()
+
+    return LocalBertTokenizer, LocalBertModel
+
+
+@contextlib.contextmanager
+def local_bert(model_dir: Path) -> Iterator[None]:
+    """Within this block upstream components take their BERT base from ``model_dir/bert/``."""
+    modules = [import_upstream(name) for name in _UPSTREAM_MODULES]
+    tokenizer_cls, model_cls = _local_classes(model_dir)
+    saved = [(module, module.BertTokenizer, module.BertModel) for module in modules]
+    try:
+        for module in modules:
+            module.BertTokenizer = tokenizer_cls
+            module.BertModel = model_cls
+        yield
+    finally:
+        for module, tokenizer, model in saved:
+            module.BertTokenizer = tokenizer
+            module.BertModel = model

@@ -31,6 +31,14 @@ print("@@RESULT@@" + json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "proces
 """
 
 
+class UpstreamFailed(RuntimeError):
+    """Upstream exited with an error; ``output`` holds the end of what it printed."""
+
+    def __init__(self, code: int, output: str) -> None:
+        super().__init__(f"upstream BookNLP failed (exit {code}):\n{output}")
+        self.output = output
+
+
 def hub_cache(model_dir: Path, cache_dir: Path) -> Path:
     """Build (once) a Hugging Face cache holding every BERT base of ``model_dir``; returns HF_HOME."""
     from transformers import BertConfig, BertModel
@@ -70,6 +78,6 @@ def run_upstream(text_file: Path, model_dir: Path, out_dir: Path, book_id: str, 
     done = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(params)], env=env,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"upstream BookNLP failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise UpstreamFailed(done.returncode, done.stdout[-3000:] + "\n" + done.stderr[-3000:])
     line = next(line for line in done.stdout.splitlines() if line.startswith("@@RESULT@@"))
     return json.loads(line.removeprefix("@@RESULT@@"))

@@ -1,9 +1,10 @@
 """The engine's one error tree; upstream and torch failures are translated into it at the boundary.
 
     EngineError
-    ├── InvalidText          empty or whitespace-only text             (HTTP 422)
-    ├── InvalidPipeline      unknown pipe, or a pipe missing its needs (HTTP 422)
-    ├── ModelNotAvailable    no such model folder, or it is incomplete  (HTTP 422)
+    ├── InvalidInput         a request that cannot run as given        (HTTP 422)
+    │   ├── InvalidText      empty or whitespace-only text
+    │   ├── InvalidPipeline  unknown pipe, or a pipe missing its needs
+    │   └── ModelNotAvailable  no such model folder, or it is incomplete
     ├── Cancelled            the caller asked the run to stop
     └── StageFailed          an upstream stage raised or called sys.exit (names the stage)
         └── DeviceOutOfMemory  CUDA ran out of memory in that stage
@@ -16,15 +17,19 @@ class EngineError(Exception):
     """Base of every error the engine raises on purpose."""
 
 
-class InvalidText(EngineError):
+class InvalidInput(EngineError):
+    """A request the engine cannot run as given (HTTP 422)."""
+
+
+class InvalidText(InvalidInput):
     pass
 
 
-class InvalidPipeline(EngineError):
+class InvalidPipeline(InvalidInput):
     pass
 
 
-class ModelNotAvailable(EngineError):
+class ModelNotAvailable(InvalidInput):
     def __init__(self, message: str, available: list[str]) -> None:
         super().__init__(message)
         self.available = available

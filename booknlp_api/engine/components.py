@@ -1,0 +1,97 @@
+"""Upstream's neural components, built once from a model folder and placed on one device.
+
+Upstream picks its device inside each constructor (and in two module-level globals) as "cuda if
+available". We build every component on the CPU, then move it to the device this process chose,
+so ``BOOKNLP_DEVICE=cpu`` is honoured on a GPU machine and ``cuda:N`` works at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import torch
+
+from booknlp_api.models.bert import import_upstream, local_bert
+from booknlp_api.models.manifest import ModelManifest
+
+GENDER_CATS = [["he", "him", "his"], ["she", "her"], ["they", "them", "their"],
+               ["xe", "xem", "xyr", "xir"], ["ze", "zem", "zir", "hir"]]
+"""Upstream's default referential gender categories."""
+
+
+def upstream_data(name: str) -> str:
+    """Path of a data file shipped inside ``booknlp.english``."""
+    return str(resources.files("booknlp.english").joinpath("data", name))
+
+
+@contextlib.contextmanager
+def _built_on_cpu() -> Iterator[None]:
+    # Upstream constructors ask torch.cuda.is_available() to pick a device; answer "no" while
+    # building so weights load on the CPU first, whatever the machine has.
+    with mock.patch.object(torch.cuda, "is_available", return_value=False), \
+            contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+@dataclass
+class Components:
+    """What one model folder provides; a component is None until a pipeline needs it."""
+
+    name: str
+    manifest: ModelManifest
+    folder: Path
+    device: torch.device
+    entity: Any = None
+    names: Any = None
+    quote: Any = None
+    coref: Any = None
+    load_seconds: dict[str, float] = field(default_factory=dict)
+
+    def loaded(self) -> tuple[str, ...]:
+        return tuple(c for c in ("entity", "quote", "coref") if getattr(self, c) is not None)
+
+    def load(self, component: str) -> None:
+        if getattr(self, component) is not None:
+            return
+        path = str(self.folder / self.manifest.components[component])
+        with torch.no_grad(), local_bert(self.folder), _built_on_cpu():
+            built = _BUILDERS[component](path)
+        _move(component, built, self.device)
+        setattr(self, component, built)
+        if component == "entity":
+            self.names = import_upstream("booknlp.english.name_coref").NameCoref(upstream_data("aliases.txt"))
+
+
+def _build_entity(path: str) -> Any:
+    module = import_upstream("booknlp.english.entity_tagger")
+    return module.LitBankEntityTagger(path, upstream_data("entity_cat.tagset"))
+
+
+def _build_quote(path: str) -> Any:
+    return import_upstream("booknlp.english.bert_qa").QuotationAttribution(path)
+
+
+def _build_coref(path: str) -> Any:
+    module = import_upstream("booknlp.english.litbank_coref")
+    return module.LitBankCoref(path, GENDER_CATS, pronominalCorefOnly=True)
+
+
+_BUILDERS = {"entity": _build_entity, "quote": _build_quote, "coref": _build_coref}
+
+
+def _move(component: str, built: Any, device: torch.device) -> None:
+    built.model.to(device)
+    if component == "entity":
+        tagger = built.model
+        tagger.device = tagger.crf.device = tagger.supersense_crf.device = device
+    elif component == "quote":
+        import_upstream("booknlp.english.speaker_attribution").device = device
+    else:
+        import_upstream("booknlp.english.bert_coref_quote_pronouns").device = device

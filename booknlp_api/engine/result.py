@@ -150,8 +150,8 @@ def _checked(sections: Iterable[str] | None) -> set[str]:
 def _table(path: Path, columns: int) -> list[list[str]] | None:
     """Rows of a tab-separated native file without its header; None if the file does not exist.
 
-    Only the last column may contain tabs. Lines are split on "\\n" alone: ``str.splitlines`` would
-    also split on form feeds and Unicode line separators, which BookNLP leaves inside tokens.
+    Only the last column may contain tabs. Lines end with "\\n" only, the one line ending BookNLP
+    writes; ``str.splitlines`` would also break rows at form feeds or Unicode line separators.
     """
     if not path.is_file():
         return None
@@ -169,9 +169,7 @@ def _parsed(path: Path, columns: int, make: Callable[[list[str]], _Row]) -> list
     return _converted(path, _table(path, columns), make)
 
 
-def _converted(
-    path: Path, rows: list[list[str]] | None, make: Callable[[list[str]], _Row | None]
-) -> list[_Row] | None:
+def _converted(path: Path, rows: list[list[str]] | None, make: Callable[[list[str]], _Row | None]) -> list[_Row] | None:
     """``make`` applied to every row, dropping the rows it turns into None."""
     if rows is None:
         return None
@@ -218,9 +216,7 @@ def _is_event(flag: str) -> bool:
 
 def _entity(row: list[str]) -> Entity:
     coref, start, end, prop, category, text = row
-    return Entity(
-        coref=int(coref), start_token=int(start), end_token=int(end), prop=prop, category=category, text=text
-    )
+    return Entity(coref=int(coref), start_token=int(start), end_token=int(end), prop=prop, category=category, text=text)
 
 
 def _supersense(row: list[str]) -> Supersense:

@@ -141,9 +141,7 @@ class Character(_Row):
     common_names: list[NameCount] = Field(description="Common noun phrase mentions, most frequent first.")
     pronouns: list[NameCount] = Field(description="Pronoun mentions, most frequent first.")
     gender: Gender | None = Field(description="Inferred referential gender; null when none was inferred.")
-    agent_verbs: list[CharacterWord] = Field(
-        description="Verbs the character is the subject of, in text order."
-    )
+    agent_verbs: list[CharacterWord] = Field(description="Verbs the character is the subject of, in text order.")
     patient_verbs: list[CharacterWord] = Field(
         description="Verbs the character is the direct object or passive subject of."
     )

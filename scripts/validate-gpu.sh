@@ -23,8 +23,9 @@ fail() { printf '[validate-gpu] FAIL: %s\n' "$*" >&2; exit 1; }
 
 # --- the booknlp-api command and its Python -----------------------------------------------------
 if [ -z "${BOOKNLP_API:-}" ]; then
-  if [ -x "$REPO/.venv/bin/booknlp-api" ]; then BOOKNLP_API=$REPO/.venv/bin/booknlp-api
-  else BOOKNLP_API=$(command -v booknlp-api) || fail "booknlp-api not found: run scripts/setup.sh or set BOOKNLP_API"
+  if command -v booknlp-api > /dev/null; then BOOKNLP_API=$(command -v booknlp-api)
+  elif [ -x "$REPO/.venv/bin/booknlp-api" ]; then BOOKNLP_API=$REPO/.venv/bin/booknlp-api
+  else fail "booknlp-api not found on PATH nor in .venv: run scripts/setup.sh or set BOOKNLP_API"
   fi
 fi
 PY=${PYTHON:-$(dirname "$BOOKNLP_API")/python}

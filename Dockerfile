@@ -37,8 +37,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
  && pip install -r /tmp/requirements.txt "en_core_web_sm @ ${SPACY_MODEL_URL}" \
  && pip install --no-deps "booknlp==1.0.8"
 
-# The package itself (README.md is optional here: the glob may match nothing).
-COPY README.m[d] /src/
+# The package itself (README.md is optional: the glob may match nothing, pyproject.toml always matches).
+COPY pyproject.toml README.m[d] /src/
 COPY booknlp_api /src/booknlp_api
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --no-deps /src \

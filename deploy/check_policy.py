@@ -11,6 +11,7 @@ default values, with values-gpu.yaml and with ci/ingress-values.yaml. Exits 1 li
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 import sys
 from pathlib import Path
@@ -53,8 +54,35 @@ def dockerfile_env(text: str) -> dict[str, str]:
     return env
 
 
+def ignored_by_docker(rel: str, patterns: list[str]) -> bool:
+    """.dockerignore, simplified: the last pattern matching the path or a parent folder decides."""
+    parts = rel.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    verdict = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        glob = pattern.lstrip("!").rstrip("/")
+        if any(fnmatch.fnmatch(path, glob) for path in candidates):
+            verdict = not negated
+    return verdict
+
+
+def check_build_context(name: str, text: str) -> None:
+    """Every file a COPY takes from the build context exists and is not excluded by .dockerignore."""
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for line in text.replace("\\\n", " ").splitlines():
+        words = line.split()
+        if not words or words[0] != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        for source in [w for w in words[1:-1] if not w.startswith("--") and "[" not in w]:
+            expect((ROOT / source).exists(), f"{name}: COPY {source}: no such file in the repository")
+            expect(not ignored_by_docker(source, patterns), f"{name}: COPY {source} is excluded by .dockerignore")
+
+
 def check_dockerfile(name: str, gpu: bool, fields: set[str]) -> None:
     text = (ROOT / name).read_text(encoding="utf-8")
+    check_build_context(name, text)
     env = dockerfile_env(text)
     for key, value in IMAGE_ENV.items():
         expect(env.get(key) == value, f"{name}: ENV {key} should be {value} (is {env.get(key)})")

@@ -13,21 +13,28 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _RUNNER = r"""
-import json, resource, sys, time
-params = json.loads(sys.argv[1])
+import json, resource, sys, time, traceback
+runs = json.loads(sys.argv[1])
 t0 = time.time()
 from booknlp.booknlp import BookNLP
-t1 = time.time()
-nlp = BookNLP("en", params["model_params"])
-t2 = time.time()
-nlp.process(params["text"], params["out"], params["id"])
-t3 = time.time()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print("@@RESULT@@" + json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "process_s": t3 - t2,
-                                 "peak_rss_bytes": peak}))
+imported = time.time() - t0
+for run in runs:
+    t1 = time.time()
+    try:
+        nlp = BookNLP("en", run["model_params"])
+        t2 = time.time()
+        nlp.process(run["text"], run["out"], run["id"])
+        t3 = time.time()
+        outcome = {"import_s": imported, "load_s": t2 - t1, "process_s": t3 - t2,
+                   "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    except BaseException:
+        outcome = {"error": traceback.format_exc()[-3000:]}
+    print("@@RESULT@@" + json.dumps(outcome), flush=True)
 """
 
 
@@ -57,27 +64,55 @@ def hub_cache(model_dir: Path, cache_dir: Path) -> Path:
     return cache_dir
 
 
-def run_upstream(text_file: Path, model_dir: Path, out_dir: Path, book_id: str, *, pipeline: str,
-                 spacy_model: str, cache_dir: Path, threads: int | None = None) -> dict[str, float]:
-    """Run upstream BookNLP with ``model: custom`` on the files of ``model_dir``; returns timings."""
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    files = manifest["components"]
-    params = {
-        "text": str(text_file), "out": str(out_dir), "id": book_id,
+@dataclass(frozen=True)
+class UpstreamRun:
+    """One ``process()`` call: a text file, the model folder to use, where to write, and the pipes."""
+
+    text_file: Path
+    model_dir: Path
+    out_dir: Path
+    book_id: str = "book"
+    pipeline: str = "entity,quote,supersense,event,coref"
+
+
+def _model_params(run: UpstreamRun, spacy_model: str) -> dict[str, object]:
+    files = json.loads((run.model_dir / "manifest.json").read_text())["components"]
+    return {
+        "text": str(run.text_file), "out": str(run.out_dir), "id": run.book_id,
         "model_params": {
-            "pipeline": pipeline, "model": "custom", "spacy_model": spacy_model,
-            "entity_model_path": str(model_dir / files["entity"]),
-            "coref_model_path": str(model_dir / files["coref"]),
-            "quote_attribution_model_path": str(model_dir / files["quote"]),
+            "pipeline": run.pipeline, "model": "custom", "spacy_model": spacy_model,
+            "entity_model_path": str(run.model_dir / files["entity"]),
+            "coref_model_path": str(run.model_dir / files["coref"]),
+            "quote_attribution_model_path": str(run.model_dir / files["quote"]),
         },
     }
-    env = dict(os.environ, HF_HOME=str(hub_cache(model_dir, cache_dir)), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", PYTHONIOENCODING="utf-8", LC_ALL="C.UTF-8", LANG="C.UTF-8")
+
+
+def run_upstream_batch(runs: list[UpstreamRun], *, spacy_model: str, cache_dir: Path,
+                       threads: int | None = None) -> list[dict[str, Any]]:
+    """Run each ``process()`` call in one fresh subprocess (one import); returns timings or an
+    ``error`` traceback for each run, in order."""
+    for model_dir in {run.model_dir for run in runs}:
+        hub_cache(model_dir, cache_dir)
+    env = dict(os.environ, HF_HOME=str(cache_dir), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               PYTHONIOENCODING="utf-8", LC_ALL="C.UTF-8", LANG="C.UTF-8")
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
+    params = [_model_params(run, spacy_model) for run in runs]
     done = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(params)], env=env,
                           capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    results = [json.loads(line.removeprefix("@@RESULT@@")) for line in done.stdout.splitlines()
+               if line.startswith("@@RESULT@@")]
+    if len(results) != len(runs):
         raise UpstreamFailed(done.returncode, done.stdout[-3000:] + "\n" + done.stderr[-3000:])
-    line = next(line for line in done.stdout.splitlines() if line.startswith("@@RESULT@@"))
-    return json.loads(line.removeprefix("@@RESULT@@"))
+    return results
+
+
+def run_upstream(text_file: Path, model_dir: Path, out_dir: Path, book_id: str, *, pipeline: str,
+                 spacy_model: str, cache_dir: Path, threads: int | None = None) -> dict[str, Any]:
+    """Run upstream BookNLP once with ``model: custom`` on the files of ``model_dir``; returns timings."""
+    [result] = run_upstream_batch([UpstreamRun(text_file, model_dir, out_dir, book_id, pipeline)],
+                                  spacy_model=spacy_model, cache_dir=cache_dir, threads=threads)
+    if "error" in result:
+        raise UpstreamFailed(1, result["error"])
+    return result

@@ -53,10 +53,47 @@ def _models_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _analyze(args: argparse.Namespace, settings: Settings) -> int:
-    from booknlp_api.engine.command import analyze_file
+    from tqdm import tqdm
 
-    return analyze_file(args.file, args.out, settings, model=args.model, pipeline=args.pipeline,
-                        book_id=args.id, progress=not args.quiet)
+    from booknlp_api.engine.errors import EngineError
+    from booknlp_api.engine.progress import STAGE_WEIGHTS, StageProgress
+    from booknlp_api.engine.result import build_result
+    from booknlp_api.engine.service import NLPService
+
+    try:
+        text = args.file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {args.file} as UTF-8 text: {exc}", file=sys.stderr)
+        return 2
+    book_id = args.id or args.file.stem
+    bar = tqdm(total=100, unit="%", disable=args.quiet, bar_format="{l_bar}{bar}| {elapsed} elapsed")
+    done: dict[str, float] = {}
+
+    def progress(step: StageProgress) -> None:
+        done[step.stage] = step.fraction * STAGE_WEIGHTS.get(step.stage, 0.0)
+        bar.set_description(step.stage)
+        bar.n = round(100 * min(1.0, sum(done.values())))
+        bar.refresh()
+
+    try:
+        service = NLPService(settings)
+        analysis = service.analyze(text, out_dir=args.out, model=args.model, pipeline=args.pipeline,
+                                   book_id=book_id, progress=progress)
+    except EngineError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bar.n = 100
+    bar.close()
+    result = build_result(args.out, book_id, model=analysis.model, pipeline=analysis.pipeline,
+                          device=analysis.device, timings=analysis.timings,
+                          synthetic_models=analysis.synthetic_models, token_count=analysis.token_count)
+    (args.out / f"{book_id}.json").write_text(result.model_dump_json(), encoding="utf-8")
+    note = " (SYNTHETIC random-weight models: output is linguistically meaningless)" \
+        if analysis.synthetic_models else ""
+    print(f"{analysis.token_count} tokens, {sum(analysis.timings.values()):.1f}s on {analysis.device}: "
+          f"{', '.join(sorted(p.name for p in analysis.files.values()))}, {book_id}.json in {args.out}{note}")
+    return 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

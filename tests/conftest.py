@@ -1,0 +1,52 @@
+"""Fixtures shared by test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from booknlp_api.config import Settings
+from booknlp_api.engine.service import NLPService
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding ``tiny/``: seeded random-weight models, built once per test session."""
+    from booknlp_api.models.synthesize import synthesize
+
+    models_dir = tmp_path_factory.mktemp("models")
+    synthesize("tiny", models_dir)
+    return models_dir
+
+
+@pytest.fixture(scope="session")
+def api_client(tiny_models_dir: Path) -> Iterator[TestClient]:
+    """The HTTP app on the tiny models, started once (models loaded) and shared by the API tests."""
+    from booknlp_api.api.app import create_app
+
+    settings = Settings(models_dir=tiny_models_dir, model="tiny", max_analyze_chars=50_000, max_pending=2)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        warmup = client.app.state.runtime.warmup  # type: ignore[attr-defined]
+        assert warmup.wait(timeout=180) == "ready", warmup.error
+        yield client
+
+
+@pytest.fixture(scope="session")
+def tiny_service(tiny_models_dir: Path) -> NLPService:
+    """One engine on the tiny models, shared by engine and parity tests (models load once)."""
+    from booknlp_api.engine.service import NLPService
+
+    return NLPService(Settings(models_dir=tiny_models_dir, model="tiny"))
+
+
+@pytest.fixture(scope="session")
+def raw_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny models straight from random initialisation (not calibrated), folder name ``raw``."""
+    from booknlp_api.models.synthesize import synthesize
+
+    models_dir = tmp_path_factory.mktemp("raw-models")
+    synthesize("tiny", models_dir, name="raw", calibrated=False)
+    return models_dir

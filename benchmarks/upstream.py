@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,10 @@ def hub_cache(model_dir: Path, cache_dir: Path) -> Path:
     return cache_dir
 
 
+_STAGE_LINE = re.compile(r"^--- ([a-zA-Z ()]+?): ([0-9.]+) seconds ---")
+"""Upstream prints its own per-stage timings: ``--- spacy: 1.234 seconds ---``."""
+
+
 @dataclass(frozen=True)
 class UpstreamRun:
     """One ``process()`` call: a text file, the model folder to use, where to write, and the pipes."""
@@ -101,8 +106,14 @@ def run_upstream_batch(runs: list[UpstreamRun], *, spacy_model: str, cache_dir: 
     params = [_model_params(run, spacy_model) for run in runs]
     done = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(params)], env=env,
                           capture_output=True, text=True, check=False)
-    results = [json.loads(line.removeprefix("@@RESULT@@")) for line in done.stdout.splitlines()
-               if line.startswith("@@RESULT@@")]
+    results, stages = [], {}
+    for line in done.stdout.splitlines():
+        timing = _STAGE_LINE.match(line)
+        if timing:
+            stages[timing.group(1)] = float(timing.group(2))
+        elif line.startswith("@@RESULT@@"):
+            results.append({**json.loads(line.removeprefix("@@RESULT@@")), "stages": stages})
+            stages = {}
     if len(results) != len(runs):
         raise UpstreamFailed(done.returncode, done.stdout[-3000:] + "\n" + done.stderr[-3000:])
     return results

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 UPSTREAM_MODELS_URL = "http://people.ischool.berkeley.edu/~dbamman/booknlp_models/"
@@ -38,6 +38,35 @@ class Settings(BaseSettings):
     )
     max_pending: int = Field(4, ge=1, description="Analyses allowed to wait for the engine before 503.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    data_dir: Path = Field(Path("data"), description="Job records, the queue, submitted texts and results.")
+    max_job_chars: int = Field(4_000_000, ge=1, description="Longest text a job accepts, in characters.")
+    max_job_bytes: int = Field(
+        16_000_000, ge=1, description="Largest text a job accepts, in bytes, as sent and once decompressed."
+    )
+    max_queued_jobs: int = Field(100, ge=1, description="Jobs allowed to wait before submissions get 503.")
+    analyze_wait_seconds: float = Field(
+        60.0, ge=0, description="How long /v1/analyze waits for its job before answering 202 with it."
+    )
+    job_ttl_seconds: float = Field(
+        7 * 86400.0, gt=0, description="How long a finished job's result is kept before it is deleted."
+    )
+    result_cache: bool = Field(True, description="Serve an identical earlier job's result instead of re-running.")
+    heartbeat_seconds: float = Field(2.0, gt=0, description="How often a worker renews the lease on its job.")
+    lease_seconds: float = Field(
+        30.0, gt=0, description="A running job whose lease is this old belongs to a dead worker and is re-queued."
+    )
+    max_job_attempts: int = Field(3, ge=1, description="Runs a job gets when its worker keeps dying mid-run.")
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, description="On SIGTERM, how long the running job may take to finish before it is re-queued."
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Settings:
+        # A lease shorter than a couple of heartbeats would declare live workers dead.
+        if self.lease_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError("lease_seconds must be at least twice heartbeat_seconds")
+        return self
 
 
 def resolve_spacy_model(configured: str | None) -> str:

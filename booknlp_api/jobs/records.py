@@ -1,0 +1,98 @@
+"""What the job layer talks about: a submission, a job record, its progress and its error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from booknlp_api.engine.errors import (
+    DeviceOutOfMemory,
+    EngineError,
+    InvalidPipeline,
+    InvalidText,
+    ModelNotAvailable,
+    StageFailed,
+)
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One text and the options to analyse it with, already decoded and checked by the caller."""
+
+    text: str
+    book_id: str = "book"
+    model: str | None = None
+    pipeline: tuple[str, ...] | None = None
+    sections: tuple[str, ...] | None = None
+    """Sections the result carries; None: every section the pipeline produces."""
+    cache: bool = True
+    idempotency_key: str | None = None
+    text_offset: int = 0
+    """Characters cut from the front of the submitted text (Gutenberg header) before ``text``."""
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    """Stable reason: stage_failed, device_out_of_memory, invalid_text, model_not_available, worker_lost, ..."""
+    message: str
+    stage: str | None = None
+
+
+def job_error(exc: EngineError) -> JobError:
+    """How an engine error is recorded on its job (the codes of the API's error responses)."""
+    if isinstance(exc, StageFailed):
+        code = "device_out_of_memory" if isinstance(exc, DeviceOutOfMemory) else "stage_failed"
+        return JobError(code, str(exc), exc.stage)
+    codes = {InvalidText: "invalid_text", InvalidPipeline: "invalid_pipeline", ModelNotAvailable: "model_not_available"}
+    return JobError(codes.get(type(exc), "invalid_input"), str(exc))
+
+
+@dataclass(frozen=True)
+class AnalysisInfo:
+    """How the run went, kept with the job so results can be rebuilt from the native files."""
+
+    model: str
+    pipeline: list[str]
+    device: str
+    synthetic_models: bool
+    token_count: int
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    seq: int
+    status: JobStatus
+    book_id: str
+    model: str
+    pipeline: tuple[str, ...]
+    sections: tuple[str, ...] | None
+    text_chars: int
+    text_offset: int
+    cache_key: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    expires_at: float | None = None
+    expired: bool = False
+    cached_from: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    progress: dict[str, Any] | None = None
+    error: JobError | None = None
+    analysis: AnalysisInfo | None = None
+    result_dir: str | None = None
+    worker_id: str | None = None
+    heartbeat_at: float | None = None
+    attempts: int = 0
+    cancel_requested: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED

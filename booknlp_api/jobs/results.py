@@ -1,0 +1,57 @@
+"""A finished job's result in the three forms clients ask for: typed JSON, BookNLP's native files, HTML."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from booknlp_api.engine.result import build_result, sections_produced
+from booknlp_api.engine.result_schema import SECTIONS
+from booknlp_api.jobs.errors import FormatNotProduced, JobNotFinished, ResultExpired
+from booknlp_api.jobs.files import RESULT_JSON, JobFiles
+from booknlp_api.jobs.records import Job
+
+
+def chosen_sections(job: Job, sections: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> tuple[str, ...]:
+    """Sections to return: produced by the pipeline, kept by the job, asked for now, not excluded."""
+    produced = set(sections_produced(job.pipeline))
+    kept = set(job.sections) if job.sections is not None else produced
+    asked = set(sections) if sections is not None else produced
+    return tuple(s for s in SECTIONS if s in produced & kept & asked and s not in set(exclude))
+
+
+class JobResults:
+    def __init__(self, files: JobFiles) -> None:
+        self.files = files
+
+    def json(self, job: Job, sections: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> Path | bytes:
+        """The stored full result (a file, streamed as is), or a smaller one built from the native files."""
+        folder = self._folder(job)
+        chosen = chosen_sections(job, sections, exclude)
+        if chosen == sections_produced(job.pipeline):
+            return folder / RESULT_JSON
+        info = job.analysis
+        assert info is not None, "a succeeded job records its analysis"
+        result = build_result(folder, job.book_id, model=info.model, pipeline=info.pipeline, device=info.device,
+                              timings=info.timings, synthetic_models=info.synthetic_models,
+                              token_count=info.token_count, sections=chosen)
+        return result.model_dump_json().encode()
+
+    def native_zip(self, job: Job) -> Path:
+        self._folder(job)
+        assert job.result_dir is not None
+        return self.files.native_zip(job.result_dir)
+
+    def html(self, job: Job) -> Path:
+        path = self._folder(job) / f"{job.book_id}.book.html"
+        if not path.is_file():
+            raise FormatNotProduced(job, "HTML report", "the quote and coref pipes")
+        return path
+
+    def _folder(self, job: Job) -> Path:
+        if job.status != "succeeded":
+            raise JobNotFinished(job)
+        if job.expired or job.result_dir is None or (job.expires_at is not None and job.expires_at <= time.time()):
+            raise ResultExpired(job)
+        return self.files.result(job.result_dir)

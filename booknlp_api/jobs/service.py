@@ -1,0 +1,182 @@
+"""The job layer's one entry point: submit, look up, list, cancel and wait for jobs, and read results.
+
+Built once per process (the API's lifespan) around the engine; ``start`` runs the worker thread,
+``stop`` finishes or re-queues its job. Everything durable lives under ``settings.data_dir``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import time
+import uuid
+from functools import cache
+
+import booknlp_api
+from booknlp_api.config import Settings, resolve_spacy_model
+from booknlp_api.engine.errors import InvalidText, ModelNotAvailable
+from booknlp_api.engine.pipeline import parse_pipeline
+from booknlp_api.engine.service import NLPService
+from booknlp_api.engine.text import TextTooLarge
+from booknlp_api.jobs.errors import IdempotencyConflict, JobAlreadyFinished, JobNotFound, QueueFull
+from booknlp_api.jobs.files import JobFiles
+from booknlp_api.jobs.queue import HueyJobQueue, JobQueue
+from booknlp_api.jobs.records import Job, Submission
+from booknlp_api.jobs.results import JobResults
+from booknlp_api.jobs.store import DuplicateKey, JobStore
+from booknlp_api.jobs.worker import JobWorker
+from booknlp_api.models.manifest import read_manifest
+
+RETRY_AFTER_BOUNDS = (5, 600)
+
+
+class JobService:
+    def __init__(self, settings: Settings, engine: NLPService, queue: JobQueue | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = JobStore(settings.data_dir / "jobs.sqlite3")
+        self.queue = queue or HueyJobQueue.sqlite(settings.data_dir / "queue.sqlite3")
+        self.files = JobFiles(settings.data_dir)
+        self.results = JobResults(self.files)
+        self.worker = JobWorker(settings, engine, self.store, self.queue, self.files)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop(self.settings.shutdown_grace_seconds)
+
+    # -- submitting -------------------------------------------------------------------------------
+    def submit(self, submission: Submission) -> tuple[Job, bool]:
+        """The job for this submission, and whether it is new (False: the Idempotency-Key's earlier job)."""
+        job = self._new_job(submission)
+        if submission.idempotency_key and (earlier := self.store.by_idempotency_key(submission.idempotency_key)):
+            return self._same_request(earlier, job), False
+        if submission.cache and self.settings.result_cache:
+            source = self.store.cached_source(job.cache_key, job.created_at)
+            if source is not None and source.result_dir is not None:
+                return self._insert(self._from_cache(job, source)), True
+        queued = self.store.count("queued")
+        if queued >= self.settings.max_queued_jobs:
+            raise QueueFull(queued, self._retry_after())
+        self.files.save_text(job.id, submission.text)
+        stored = self._insert(job, text=True)
+        if stored.id == job.id:
+            self.queue.push(job.id)
+            self.worker.wake()
+        return stored, stored.id == job.id
+
+    def _new_job(self, submission: Submission) -> Job:
+        text = submission.text
+        if len(text) > self.settings.max_job_chars:
+            raise TextTooLarge(self.settings.max_job_chars, "characters")
+        if not text.strip():
+            raise InvalidText("the text is empty or only whitespace; there is nothing to analyse")
+        pipeline = tuple(parse_pipeline(submission.pipeline).names())
+        model = submission.model or self.settings.model
+        available = sorted(self.engine.available_models())
+        if model not in available:
+            raise ModelNotAvailable(f"model {model!r} is not available; available: {', '.join(available) or 'none'}",
+                                    available)
+        cache_key = self._cache_key(text, model, pipeline, submission.book_id)
+        request = json.dumps([cache_key, submission.sections, submission.text_offset])
+        return Job(id=uuid.uuid4().hex, seq=0, status="queued", book_id=submission.book_id, model=model,
+                   pipeline=pipeline, sections=submission.sections, text_chars=len(text),
+                   text_offset=submission.text_offset, cache_key=cache_key, created_at=time.time(),
+                   idempotency_key=submission.idempotency_key,
+                   request_hash=hashlib.sha256(request.encode()).hexdigest())
+
+    def _cache_key(self, text: str, model: str, pipeline: tuple[str, ...], book_id: str) -> str:
+        """Same text, model files, pipeline, book id and software: the same native files."""
+        manifest = read_manifest(self.settings.models_dir / model)
+        parts = {"text": hashlib.sha256(text.encode()).hexdigest(), "model": model, "pipeline": pipeline,
+                 "book_id": book_id, "model_files": {path: f.sha256 for path, f in manifest.files.items()},
+                 "software": _software(resolve_spacy_model(self.settings.spacy_model))}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+    def _from_cache(self, job: Job, source: Job) -> Job:
+        assert source.result_dir is not None
+        now = time.time()
+        copy = self.files.copy_result(source.result_dir, job.id)
+        return dataclasses.replace(job, status="succeeded", started_at=now, finished_at=now,
+                                   expires_at=now + self.settings.job_ttl_seconds, cached_from=source.id,
+                                   analysis=source.analysis, result_dir=copy)
+
+    def _insert(self, job: Job, *, text: bool = False) -> Job:
+        try:
+            return self.store.insert(job)
+        except DuplicateKey:
+            # Two submissions raced with one Idempotency-Key: the first one recorded wins.
+            if text:
+                self.files.delete_text(job.id)
+            if job.result_dir:
+                self.files.delete_result(job.result_dir)
+            assert job.idempotency_key is not None
+            earlier = self.store.by_idempotency_key(job.idempotency_key)
+            assert earlier is not None
+            return self._same_request(earlier, job)
+
+    @staticmethod
+    def _same_request(earlier: Job, job: Job) -> Job:
+        if earlier.request_hash != job.request_hash:
+            assert job.idempotency_key is not None
+            raise IdempotencyConflict(job.idempotency_key, earlier.id)
+        return earlier
+
+    def _retry_after(self) -> int:
+        seconds = self.store.mean_run_seconds() or 30.0
+        low, high = RETRY_AFTER_BOUNDS
+        return int(min(high, max(low, seconds)))
+
+    # -- looking up -------------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def position(self, job: Job) -> int | None:
+        return self.store.queue_position(job) if job.status == "queued" else None
+
+    def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
+        return self.store.page(status, limit, offset)
+
+    async def wait(self, job_id: str, timeout: float) -> Job:
+        """The job once finished, or as it is after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            job = self.get(job_id)
+            left = deadline - time.monotonic()
+            if job.finished or left <= 0:
+                return job
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 1.5, 0.2)
+
+    # -- cancelling -------------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job now; ask a running one to stop at its next stage or batch boundary."""
+        job = self.get(job_id)
+        if job.finished:
+            raise JobAlreadyFinished(job)
+        now = time.time()
+        job = self.store.cancel(job_id, now, now + self.settings.job_ttl_seconds) or job
+        if job.status == "cancelled":
+            self.files.delete_text(job.id)
+        self.worker.cancel(job_id)
+        return job
+
+
+@cache
+def _software(spacy_model: str) -> dict[str, str | None]:
+    def version(distribution: str) -> str | None:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {"booknlp-api": booknlp_api.__version__, "booknlp": version("booknlp"), "torch": version("torch"),
+            "spacy": version("spacy"), spacy_model: version(spacy_model.replace("_", "-"))}

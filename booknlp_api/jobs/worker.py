@@ -1,0 +1,215 @@
+"""The worker: a thread in the service process that runs queued jobs one at a time on the shared engine.
+
+It claims a job in the store before running it, renews its lease every ``heartbeat_seconds`` (and
+picks up cancellations asked for by other processes then), writes progress as the engine reports it,
+and publishes the result atomically (``jobs.files``). A failing job never stops the worker. On
+``stop`` (SIGTERM) the running job gets ``shutdown_grace_seconds`` to finish; after that it is asked
+to stop at the next stage or batch boundary and put back in the queue, and if the engine is deep in
+a stage with no boundary in sight, it is put back regardless and its late result will be refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from booknlp_api.config import Settings
+from booknlp_api.engine.errors import Cancelled, EngineError
+from booknlp_api.engine.progress import StageProgress
+from booknlp_api.engine.result import build_result
+from booknlp_api.engine.service import NLPService
+from booknlp_api.jobs.files import RESULT_JSON, JobFiles
+from booknlp_api.jobs.progress import JobProgress
+from booknlp_api.jobs.queue import JobQueue
+from booknlp_api.jobs.records import AnalysisInfo, Job, JobError, job_error
+from booknlp_api.jobs.recovery import Recovery
+from booknlp_api.jobs.store import JobStore, WorkerRecord
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+"""How often an idle worker looks at the queue; a submission in this process wakes it at once."""
+PROGRESS_EVERY = 0.25
+"""Seconds between progress writes: smooth for a poller, a handful of writes a second at most."""
+CANCEL_WAIT = 2.0
+"""On stop, seconds to wait for a cancelled run to reach a boundary before re-queuing it anyway."""
+
+_UNEXPECTED = JobError("internal_error", "an unexpected error stopped the analysis; it has been logged")
+
+
+@dataclass
+class _Running:
+    job: Job
+    cancel: threading.Event
+
+
+class JobWorker:
+    def __init__(self, settings: Settings, engine: NLPService, store: JobStore, queue: JobQueue,
+                 files: JobFiles) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.queue = queue
+        self.files = files
+        now = time.time()
+        self.record = WorkerRecord(id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                                   host=socket.gethostname(), pid=os.getpid(), started_at=now, heartbeat_at=now)
+        self.recovery = Recovery(store, queue, files, self.record, lease_seconds=settings.lease_seconds,
+                                 max_attempts=settings.max_job_attempts, ttl_seconds=settings.job_ttl_seconds)
+        self._running: _Running | None = None
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="job-worker", daemon=True)
+        self._beat = threading.Thread(target=self._heartbeats, name="job-heartbeat", daemon=True)
+        self._last_upkeep = 0.0
+
+    # -- control ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.store.register_worker(self.record)
+        self._beat.start()
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        """Stop the job now if this worker runs it (others notice at their next heartbeat)."""
+        running = self._running
+        if running is not None and running.job.id == job_id:
+            running.cancel.set()
+
+    def stop(self, grace: float) -> None:
+        """Finish or re-queue the running job, within about ``grace`` + ``CANCEL_WAIT`` seconds."""
+        if not self._thread.is_alive():
+            return
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(grace)
+        running = self._running
+        if self._thread.is_alive() and running is not None:
+            running.cancel.set()
+            self._thread.join(CANCEL_WAIT)
+        if self._thread.is_alive() and running is not None and self.store.requeue(running.job.id, self.record.id):
+            self.queue.push(running.job.id, first=True)
+            log.warning("job %s re-queued: still running at shutdown", running.job.id)
+        self._beat.join(self.settings.heartbeat_seconds + 1)
+        self.store.forget_worker(self.record.id)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._upkeep_if_due()
+                self._wake.clear()
+                job_id = self.queue.pop()
+                if job_id is None:
+                    self._wake.wait(POLL_SECONDS)
+                elif self._stopping.is_set():
+                    self.queue.push(job_id, first=True)
+                else:
+                    self._run(job_id)
+            except Exception:
+                # The store or queue failing (disk full, database locked too long) must not end the worker.
+                log.exception("job worker: unexpected error; carrying on")
+                self._stopping.wait(POLL_SECONDS)
+
+    def _upkeep_if_due(self) -> None:
+        now = time.time()
+        if now - self._last_upkeep >= self.settings.lease_seconds / 2:
+            self._last_upkeep = now
+            self.recovery.run(now)
+
+    def _heartbeats(self) -> None:
+        while not self._stopping.wait(self.settings.heartbeat_seconds):
+            try:
+                self.store.heartbeat(self.record.id, time.time())
+                running = self._running
+                if running is not None and self.store.cancel_requested(running.job.id):
+                    running.cancel.set()
+            except Exception:
+                log.exception("job heartbeat failed; retrying")
+
+    # -- one job ----------------------------------------------------------------------------------
+    def _run(self, job_id: str) -> None:
+        job = self.store.claim(job_id, self.record.id, time.time())
+        if job is None:
+            return  # cancelled while queued, or a duplicate message for a job already run
+        self._running = _Running(job, threading.Event())
+        if job.cancel_requested:
+            self._running.cancel.set()
+        run = self.files.new_run(job.id)
+        log.info("job %s: running (attempt %d)", job.id, job.attempts)
+        try:
+            info = self._analyze(job, run, self._running.cancel)
+        except Cancelled:
+            self._interrupted(job)
+        except EngineError as exc:
+            self._end(job, "failed", job_error(exc))
+        except Exception:
+            log.exception("job %s failed unexpectedly", job.id)
+            self._end(job, "failed", _UNEXPECTED)
+        else:
+            self._publish(job, run, info)
+        finally:
+            self.files.discard_run(run)
+            self._running = None
+
+    def _analyze(self, job: Job, run: Path, cancel: threading.Event) -> AnalysisInfo:
+        progress = JobProgress(job.pipeline)
+        last_write = 0.0
+
+        def report(step: StageProgress) -> None:
+            nonlocal last_write
+            progress.update(step)
+            if time.monotonic() - last_write >= PROGRESS_EVERY or step.fraction >= 1.0:
+                last_write = time.monotonic()
+                self.store.save_progress(job.id, self.record.id, progress.snapshot(), time.time())
+
+        analysis = self.engine.analyze(self.files.read_text(job.id), out_dir=run, model=job.model,
+                                       pipeline=list(job.pipeline), book_id=job.book_id, progress=report, cancel=cancel)
+        info = AnalysisInfo(model=analysis.model, pipeline=analysis.pipeline, device=analysis.device,
+                            synthetic_models=analysis.synthetic_models, token_count=analysis.token_count,
+                            timings=analysis.timings)
+        result = build_result(run, job.book_id, model=info.model, pipeline=info.pipeline, device=info.device,
+                              timings=info.timings, synthetic_models=info.synthetic_models,
+                              token_count=info.token_count)
+        (run / RESULT_JSON).write_text(result.model_dump_json(), encoding="utf-8")
+        return info
+
+    def _publish(self, job: Job, run: Path, info: AnalysisInfo) -> None:
+        name = self.files.publish(run)
+        now = time.time()
+        expires_at = now + self.settings.job_ttl_seconds
+        if self.store.finish(job.id, self.record.id, "succeeded", now=now, expires_at=expires_at, analysis=info,
+                             result_dir=name):
+            self.files.drop_other_runs(job.id, keep=name)
+            self.files.delete_text(job.id)
+            log.info("job %s: succeeded", job.id)
+        else:
+            self.files.delete_result(name)  # the lease went to another run; that one's result counts
+            log.warning("job %s: finished after losing its lease; result discarded", job.id)
+
+    def _interrupted(self, job: Job) -> None:
+        if self._stopping.is_set() and not self.store.cancel_requested(job.id):
+            if self.store.requeue(job.id, self.record.id):
+                self.queue.push(job.id, first=True)
+                log.info("job %s: re-queued at shutdown", job.id)
+        else:
+            self._end(job, "cancelled", None)
+
+    def _end(self, job: Job, status: str, error: JobError | None) -> None:
+        now = time.time()
+        if self.store.finish(job.id, self.record.id, status, now=now, expires_at=now + self.settings.job_ttl_seconds,
+                             error=error):
+            self.files.delete_text(job.id)
+            log.info("job %s: %s", job.id, status)

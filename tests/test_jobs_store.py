@@ -1,0 +1,223 @@
+"""The job layer without running the engine: records, leases, recovery, expiry, submission rules.
+
+Worker liveness is decided with real processes: a pid that has exited is a dead worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from booknlp_api.config import Settings
+from booknlp_api.engine.errors import InvalidPipeline, ModelNotAvailable
+from booknlp_api.engine.service import NLPService
+from booknlp_api.engine.text import TextTooLarge
+from booknlp_api.jobs.errors import (
+    IdempotencyConflict,
+    JobAlreadyFinished,
+    JobNotFinished,
+    JobNotFound,
+    QueueFull,
+    ResultExpired,
+)
+from booknlp_api.jobs.files import RESULT_JSON, JobFiles
+from booknlp_api.jobs.queue import HueyJobQueue
+from booknlp_api.jobs.records import Job, Submission
+from booknlp_api.jobs.recovery import Recovery
+from booknlp_api.jobs.results import JobResults
+from booknlp_api.jobs.service import JobService
+from booknlp_api.jobs.store import JobStore, WorkerRecord
+
+LEASE = 30.0
+
+Parts = tuple[JobStore, HueyJobQueue, JobFiles]
+
+
+def _record(job_id: str, **changes: object) -> Job:
+    job = Job(id=job_id, seq=0, status="queued", book_id="book", model="tiny", pipeline=("entity",), sections=None,
+              text_chars=10, text_offset=0, cache_key=f"key-{job_id}", created_at=time.time())
+    return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
+
+
+def _exited_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Parts:
+    return JobStore(tmp_path / "jobs.sqlite3"), HueyJobQueue.sqlite(tmp_path / "queue.sqlite3"), JobFiles(tmp_path)
+
+
+def _recovery(parts: Parts, me: WorkerRecord, attempts: int = 3) -> Recovery:
+    store, queue, files = parts
+    return Recovery(store, queue, files, me, lease_seconds=LEASE, max_attempts=attempts, ttl_seconds=60)
+
+
+def _worker(name: str, *, pid: int, host: str = "here", beat: float | None = None) -> WorkerRecord:
+    now = time.time() if beat is None else beat
+    return WorkerRecord(id=name, host=host, pid=pid, started_at=now, heartbeat_at=now)
+
+
+def test_only_a_queued_job_can_be_claimed_and_only_its_worker_can_finish_it(parts: Parts) -> None:
+    store, _, _ = parts
+    store.insert(_record("a"))
+    claimed = store.claim("a", "w1", time.time())
+    assert claimed is not None and (claimed.status, claimed.worker_id, claimed.attempts) == ("running", "w1", 1)
+    assert store.claim("a", "w2", time.time()) is None
+    assert not store.finish("a", "w2", "succeeded", now=time.time(), expires_at=time.time() + 60)
+    assert store.requeue("a", "w1")
+    assert store.claim("a", "w2", time.time()).attempts == 2  # type: ignore[union-attr]
+    assert store.finish("a", "w2", "succeeded", now=time.time(), expires_at=time.time() + 60)
+    assert store.get("a").status == "succeeded"  # type: ignore[union-attr]
+
+
+def test_recovered_jobs_run_before_fresh_ones(parts: Parts) -> None:
+    _, queue, _ = parts
+    for job_id in ("fresh1", "fresh2"):
+        queue.push(job_id)
+    queue.push("recovered", first=True)
+    assert [queue.pop(), queue.pop(), queue.pop(), queue.pop()] == ["recovered", "fresh1", "fresh2", None]
+
+
+def test_the_running_job_of_a_dead_process_is_requeued_first(parts: Parts) -> None:
+    store, queue, _ = parts
+    dead = _worker("dead", pid=_exited_pid())
+    store.register_worker(dead)
+    store.insert(_record("waiting"))
+    queue.push("waiting")
+    store.insert(_record("orphan"))
+    store.claim("orphan", dead.id, time.time())
+    me = _worker("me", pid=1_000_000_000)
+    assert _recovery(parts, me).recover_running(time.time()) == ["orphan"]
+    assert store.get("orphan").status == "queued"  # type: ignore[union-attr]
+    assert "dead" not in store.workers()
+    assert queue.pop() == "orphan"
+
+
+def test_a_live_workers_job_is_left_alone_until_its_lease_runs_out(parts: Parts) -> None:
+    store, _, _ = parts
+    elsewhere = _worker("other-host", pid=1, host="elsewhere")
+    store.register_worker(elsewhere)
+    store.insert(_record("busy"))
+    store.claim("busy", elsewhere.id, time.time())
+    recovery = _recovery(parts, _worker("me", pid=2))
+    assert recovery.recover_running(time.time()) == []
+    assert recovery.recover_running(time.time() + LEASE + 1) == ["busy"]
+
+
+def test_our_own_pid_under_another_worker_id_is_a_past_life(parts: Parts) -> None:
+    store, _, _ = parts
+    before_restart = _worker("container-before", pid=7)
+    store.register_worker(before_restart)
+    store.insert(_record("interrupted"))
+    store.claim("interrupted", before_restart.id, time.time())
+    assert _recovery(parts, _worker("container-after", pid=7)).recover_running(time.time()) == ["interrupted"]
+
+
+def test_recovery_ends_jobs_being_cancelled_or_out_of_attempts(parts: Parts, tmp_path: Path) -> None:
+    store, queue, files = parts
+    dead = _worker("dead", pid=_exited_pid())
+    store.register_worker(dead)
+    for job_id in ("cancelling", "doomed"):
+        store.insert(_record(job_id))
+        files.save_text(job_id, "text")
+        store.claim(job_id, dead.id, time.time())
+    store.cancel("cancelling", time.time(), time.time() + 60)
+    _recovery(parts, _worker("me", pid=1_000_000_000), attempts=1).recover_running(time.time())
+    assert store.get("cancelling").status == "cancelled"  # type: ignore[union-attr]
+    doomed = store.get("doomed")
+    assert doomed is not None and doomed.status == "failed" and doomed.error is not None
+    assert doomed.error.code == "worker_lost"
+    assert queue.pop() is None
+    assert list(files.texts.iterdir()) == []
+
+
+def test_queued_jobs_the_queue_lost_are_pushed_again_and_duplicates_are_skipped(parts: Parts) -> None:
+    store, queue, _ = parts
+    store.insert(_record("lost"))  # recorded, then the process died before pushing it
+    store.insert(_record("kept"))
+    queue.push("kept")
+    assert _recovery(parts, _worker("me", pid=1)).repush_queued() == ["lost"]
+    assert queue.pending() == {"lost", "kept"}
+    queue.push("kept")  # a second push of the same job
+    assert store.claim("kept", "me", time.time()) is not None
+    assert store.claim("kept", "me", time.time()) is None  # the duplicate message finds nothing to run
+
+
+def test_expired_results_are_deleted_and_orphans_swept(parts: Parts) -> None:
+    store, _, files = parts
+    run = files.new_run("old")
+    (run / RESULT_JSON).write_text("{}")
+    name = files.publish(run)
+    now = time.time()
+    store.insert(_record("old", status="succeeded", finished_at=now - 120, expires_at=now - 60, result_dir=name))
+    orphan = files.new_run("crashed")
+    stray_text = files.texts / "vanished.txt"
+    stray_text.write_text("no job has this text")
+    _recovery(parts, _worker("me", pid=1)).expire(now + 3600)
+    job = store.get("old")
+    assert job is not None and job.expired and job.result_dir is None
+    assert not files.result(name).exists()
+    assert not orphan.exists() and not stray_text.exists()
+    with pytest.raises(ResultExpired):
+        JobResults(files).json(job)
+
+
+@pytest.fixture
+def idle_service(tiny_models_dir: Path, tmp_path: Path) -> JobService:
+    """Submissions are recorded and queued, but no worker runs them."""
+    settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path / "data", max_queued_jobs=3,
+                        max_job_chars=1000)
+    return JobService(settings, NLPService(settings))
+
+
+def test_submissions_queue_in_order_until_the_queue_is_full(idle_service: JobService) -> None:
+    jobs = [idle_service.submit(Submission(text=f"Text number {n}."))[0] for n in range(3)]
+    assert [idle_service.position(job) for job in jobs] == [1, 2, 3]
+    assert idle_service.queue.pending() == {job.id for job in jobs}
+    with pytest.raises(QueueFull) as full:
+        idle_service.submit(Submission(text="One too many."))
+    assert full.value.retry_after >= 5
+    idle_service.cancel(jobs[0].id)
+    assert idle_service.position(idle_service.get(jobs[1].id)) == 1
+    idle_service.submit(Submission(text="Room again."))
+
+
+def test_an_idempotency_key_returns_the_first_job_and_refuses_a_different_request(idle_service: JobService) -> None:
+    first, created = idle_service.submit(Submission(text="Marley was dead.", idempotency_key="k-1"))
+    again, created_again = idle_service.submit(Submission(text="Marley was dead.", idempotency_key="k-1"))
+    assert (created, created_again, again.id) == (True, False, first.id)
+    with pytest.raises(IdempotencyConflict, match="k-1"):
+        idle_service.submit(Submission(text="Scrooge was not.", idempotency_key="k-1"))
+    assert idle_service.store.count("queued") == 1
+
+
+def test_invalid_submissions_are_refused_before_anything_is_stored(idle_service: JobService) -> None:
+    with pytest.raises(TextTooLarge):
+        idle_service.submit(Submission(text="x" * 1001))
+    with pytest.raises(ModelNotAvailable, match="available: tiny"):
+        idle_service.submit(Submission(text="text", model="big"))
+    with pytest.raises(InvalidPipeline):
+        idle_service.submit(Submission(text="text", pipeline=("coref",)))
+    assert idle_service.page(None, 10, 0) == ([], 0)
+    assert list(idle_service.files.texts.iterdir()) == []
+
+
+def test_results_and_cancellation_follow_the_status(idle_service: JobService) -> None:
+    job, _ = idle_service.submit(Submission(text="Not run yet."))
+    with pytest.raises(JobNotFinished, match="has not started"):
+        idle_service.results.json(job)
+    cancelled = idle_service.cancel(job.id)
+    assert cancelled.status == "cancelled" and cancelled.expires_at is not None
+    with pytest.raises(JobAlreadyFinished):
+        idle_service.cancel(job.id)
+    with pytest.raises(JobNotFound):
+        idle_service.get("no-such-job")
+    assert idle_service.page("cancelled", 10, 0)[1] == 1
+    assert idle_service.page("queued", 10, 0)[1] == 0

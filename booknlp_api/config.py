@@ -36,7 +36,6 @@ class Settings(BaseSettings):
     max_analyze_chars: int = Field(
         200_000, ge=1, description="Largest text /v1/analyze accepts; longer texts belong to the job API."
     )
-    max_pending: int = Field(4, ge=1, description="Analyses allowed to wait for the engine before 503.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     data_dir: Path = Field(Path("data"), description="Job records, the queue, submitted texts and results.")

@@ -23,11 +23,15 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def api_client(tiny_models_dir: Path) -> Iterator[TestClient]:
-    """The HTTP app on the tiny models, started once (models loaded) and shared by the API tests."""
+def api_client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The HTTP app on the tiny models, started once (models loaded) and shared by the API tests.
+
+    No result cache: these tests are about analyses, and some make the engine fail on purpose.
+    """
     from booknlp_api.api.app import create_app
 
-    settings = Settings(models_dir=tiny_models_dir, model="tiny", max_analyze_chars=50_000, max_pending=2)
+    settings = Settings(models_dir=tiny_models_dir, model="tiny", max_analyze_chars=50_000, max_job_bytes=400_000,
+                        max_queued_jobs=2, data_dir=tmp_path_factory.mktemp("api-data"), result_cache=False)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         warmup = client.app.state.runtime.warmup  # type: ignore[attr-defined]
         assert warmup.wait(timeout=180) == "ready", warmup.error

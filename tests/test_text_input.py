@@ -31,7 +31,7 @@ def test_a_declared_charset_is_honoured() -> None:
 
 
 def test_undecodable_bytes_are_refused_naming_their_offset() -> None:
-    data = "Marley was dead: to begin with.".encode() + b"\xff\xfe" + b" There is no doubt."
+    data = b"Marley was dead: to begin with.\xff\xfe There is no doubt."
     with pytest.raises(UndecodableText, match=r"byte 31 of the text \(0xff\) is not valid utf-8") as refused:
         decode_text(data)
     assert refused.value.offset == 31

@@ -108,7 +108,7 @@ class JobFiles:
         for folder in (self.results, self.work, self.texts):
             for entry in folder.iterdir():
                 job_id = entry.name.split(".")[0]
-                if job_id in live_jobs or entry.name in keep_results or now - entry.stat().st_mtime < min_age:
+                if job_id in live_jobs or entry.name in keep_results or now - _mtime(entry, now) < min_age:
                     continue
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
@@ -116,3 +116,10 @@ class JobFiles:
                     entry.unlink(missing_ok=True)
                 gone += 1
         return gone
+
+
+def _mtime(path: Path, default: float) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed meanwhile by another process's sweep
+        return default

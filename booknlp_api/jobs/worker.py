@@ -40,7 +40,7 @@ PROGRESS_EVERY = 0.25
 CANCEL_WAIT = 2.0
 """On stop, seconds to wait for a cancelled run to reach a boundary before re-queuing it anyway."""
 
-_UNEXPECTED = JobError("internal_error", "an unexpected error stopped the analysis; it has been logged")
+_UNEXPECTED = JobError("internal_error", "an unexpected error occurred; it has been logged")
 
 
 @dataclass

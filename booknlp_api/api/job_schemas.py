@@ -1,0 +1,142 @@
+"""Request and response bodies of the job API (``/v1/jobs``)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from booknlp_api.engine.pipeline import PIPES
+from booknlp_api.engine.result_schema import SECTIONS, Section
+from booknlp_api.engine.service import BOOK_ID
+from booknlp_api.jobs.records import Job, JobStatus
+
+
+class JobOptions(BaseModel):
+    """How to analyse the text; the form fields of a multipart submission."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    book_id: str = Field("book", pattern=BOOK_ID.pattern, description="Identifier used in results and file names.")
+    model: str | None = Field(None, description="Model name (see `GET /v1/info`); default: the configured one.")
+    pipeline: list[str] | None = Field(
+        None, description=f"Pipes to run, any of {', '.join(PIPES)}; `quote` needs `entity`, `coref` needs "
+                          "`entity` and `quote`. Default: all.", examples=[["entity", "quote"]])
+    sections: list[Section] | None = Field(
+        None, description="Sections the JSON result carries (default: every section the pipeline produces).")
+    exclude: list[Section] | None = Field(None, description="Sections to leave out of the JSON result.")
+    strip_gutenberg: bool = Field(
+        False, description="Remove Project Gutenberg's header, producer credit and licence before analysing; "
+                           "`text_offset` then says how many characters went from the front.")
+    cache: bool = Field(
+        True, description="Serve the result of an identical earlier job (same text, model files, pipeline, "
+                          "book_id and software) at once, if the service keeps a result cache.")
+
+    def kept_sections(self) -> tuple[Section, ...] | None:
+        if self.sections is None and not self.exclude:
+            return None
+        wanted = self.sections if self.sections is not None else SECTIONS
+        return tuple(s for s in SECTIONS if s in wanted and s not in (self.exclude or ()))
+
+
+class JobCreate(JobOptions):
+    """A whole book to analyse in the background, sent as JSON."""
+
+    text: str = Field(description="The text to analyse, at most `max_job_chars` characters.")
+
+
+class JobLinks(BaseModel):
+    self_: str = Field(serialization_alias="self", examples=["/v1/jobs/4f1c2d0e9a8b4c7d9e0f1a2b3c4d5e6f"])
+    result: str = Field(examples=["/v1/jobs/4f1c2d0e9a8b4c7d9e0f1a2b3c4d5e6f/result"])
+
+
+class StagePublic(BaseModel):
+    name: str = Field(examples=["tagger"])
+    status: Literal["pending", "running", "done"]
+    fraction: float = Field(description="How far this stage is, 0 to 1.")
+    seconds: float | None = Field(description="Seconds spent in this stage so far; null before it starts.")
+
+
+class ProgressPublic(BaseModel):
+    fraction: float = Field(description="Overall, 0 to 1, weighted by what each stage of the pipeline costs.")
+    stage: str | None = Field(description="The stage running now (the last one once finished).")
+    elapsed_seconds: float
+    eta_seconds: float | None = Field(description="Estimated seconds left; null until about 5% is done.")
+    stages: list[StagePublic] = Field(description="Every stage this pipeline runs, in order.")
+
+
+class JobErrorPublic(BaseModel):
+    code: str = Field(examples=["stage_failed"], description="Stable reason, as in the API's error responses.")
+    message: str
+    stage: str | None = Field(None, description="The engine stage that failed, when one did.")
+
+
+_RUNNING = {
+    "id": "4f1c2d0e9a8b4c7d9e0f1a2b3c4d5e6f", "status": "running", "book_id": "emma", "model": "small",
+    "pipeline": ["entity", "quote", "supersense", "event", "coref"], "sections": None, "queue_position": None,
+    "progress": {"fraction": 0.42, "stage": "tagger", "elapsed_seconds": 95.3, "eta_seconds": 131.6, "stages": [
+        {"name": "parse", "status": "done", "fraction": 1.0, "seconds": 31.0},
+        {"name": "tagger", "status": "running", "fraction": 0.62, "seconds": 64.3}]},
+    "error": None, "cancel_requested": False, "cached": False, "cached_from": None, "attempts": 1,
+    "text_chars": 887_071, "text_offset": 0, "created_at": "2026-11-28T14:00:00Z",
+    "started_at": "2026-11-28T14:00:01Z", "finished_at": None, "expires_at": None, "result_expired": False,
+    "links": {"self": "/v1/jobs/4f1c2d0e9a8b4c7d9e0f1a2b3c4d5e6f",
+              "result": "/v1/jobs/4f1c2d0e9a8b4c7d9e0f1a2b3c4d5e6f/result"},
+}
+
+
+class JobPublic(BaseModel):
+    """A job: where it is in the queue, how far it has got, and where its result will be."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_RUNNING]})
+
+    id: str
+    status: JobStatus
+    book_id: str
+    model: str
+    pipeline: list[str]
+    sections: list[str] | None = Field(description="Sections the JSON result carries; null: all produced.")
+    queue_position: int | None = Field(description="1 for the next job to run; null unless queued.")
+    progress: ProgressPublic | None = Field(description="Null until the job starts (and for cached results).")
+    error: JobErrorPublic | None = Field(description="Why the job failed; null otherwise.")
+    cancel_requested: bool
+    cached: bool = Field(description="True when the result was copied from an identical earlier job.")
+    cached_from: str | None = Field(description="That earlier job's id.")
+    attempts: int = Field(description="Runs started; more than 1 after a worker died or the service restarted.")
+    text_chars: int = Field(description="Characters analysed.")
+    text_offset: int = Field(description="Characters removed from the front by `strip_gutenberg`.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None = Field(description="When the result is deleted; set once the job finishes.")
+    result_expired: bool
+    links: JobLinks
+
+    @classmethod
+    def of(cls, job: Job, queue_position: int | None) -> JobPublic:
+        path = f"/v1/jobs/{job.id}"
+        return cls(
+            id=job.id, status=job.status, book_id=job.book_id, model=job.model, pipeline=list(job.pipeline),
+            sections=None if job.sections is None else list(job.sections), queue_position=queue_position,
+            progress=None if job.progress is None else ProgressPublic.model_validate(job.progress),
+            error=None if job.error is None else JobErrorPublic(**vars(job.error)),
+            cancel_requested=job.cancel_requested, cached=job.cached_from is not None, cached_from=job.cached_from,
+            attempts=job.attempts, text_chars=job.text_chars, text_offset=job.text_offset,
+            created_at=_time(job.created_at), started_at=_time(job.started_at),
+            finished_at=_time(job.finished_at), expires_at=_time(job.expires_at),
+            result_expired=job.expired or (job.expires_at is not None and job.expires_at <= time.time()),
+            links=JobLinks(self_=path, result=f"{path}/result"),
+        )
+
+
+class JobsPublic(BaseModel):
+    jobs: list[JobPublic] = Field(description="Newest first.")
+    total: int = Field(description="Jobs matching the filter, on all pages.")
+    limit: int
+    offset: int
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, timezone.utc)

@@ -1,0 +1,130 @@
+"""``/v1/jobs``: whole books analysed in the background, with progress, cancellation and durable results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from booknlp_api.api.deps import RuntimeDep
+from booknlp_api.api.job_input import FILE_FIELD, read_submission
+from booknlp_api.api.job_schemas import JobCreate, JobOptions, JobPublic, JobsPublic
+from booknlp_api.api.schemas import ErrorResponse
+from booknlp_api.engine.result_schema import Section
+from booknlp_api.jobs.records import JobStatus
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+ResultFormat = Literal["json", "native", "html"]
+
+_CHAPTER = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be "
+            "in want of a wife. “My dear Mr. Bennet,” said his lady to him one day, “have you heard that "
+            "Netherfield Park is let at last?”")
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+def _submission_body() -> dict[str, Any]:
+    """Both ways to send a job, documented by hand: the handler reads the body itself to accept either."""
+    form = JobOptions.model_json_schema()
+    form["properties"] = {FILE_FIELD: {"type": "string", "format": "binary", "description":
+                          "The text: UTF-8 unless the part's Content-Type declares a charset; may be gzip-compressed."},
+                          **form["properties"]}
+    form.update(required=[FILE_FIELD], title="JobUpload")
+    examples = {
+        "chapter": {"summary": "A chapter, every pipe", "value": {"text": _CHAPTER, "book_id": "pride"}},
+        "gutenberg": {"summary": "A Gutenberg file, boilerplate removed, no tokens kept",
+                      "value": {"text": "…", "book_id": "carol", "strip_gutenberg": True, "exclude": ["tokens"]}},
+    }
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": JobCreate.model_json_schema(), "examples": examples},
+        "multipart/form-data": {"schema": form},
+    }}}
+
+
+_SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("The body is not parseable JSON."),
+    413: _error("The text is longer than `max_job_chars` or larger than `max_job_bytes`."),
+    415: _error("The body is neither JSON nor multipart/form-data."),
+    422: _error("Invalid options, undecodable bytes (the offset is named), empty text, or an Idempotency-Key "
+                "reused for a different request."),
+    503: _error("`max_queued_jobs` are already waiting; retry after `Retry-After` seconds."),
+}
+_NOT_FOUND = {404: _error("No such job.")}
+_RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "`json`: the analysis (as `POST /v1/analyze`); `native`: a zip of BookNLP's own files; "
+                         "`html`: BookNLP's character report.",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AnalysisResult"}},
+                      "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                      "text/html": {"schema": {"type": "string"}}}},
+    404: _error("No such job, or the format was not produced (the HTML report needs quote and coref)."),
+    409: _error("The job has not succeeded (yet); `details.status` says where it is."),
+    410: _error("The result expired (`expires_at`) and was deleted."),
+}
+
+
+@router.post("", status_code=202, response_model=JobPublic, responses=_SUBMIT_ERRORS, openapi_extra=_submission_body(),
+             summary="Submit a book")
+async def create_job(request: Request, response: Response, runtime: RuntimeDep) -> JobPublic:
+    """Queue a text for analysis and answer at once with the job. Send JSON (`JobCreate`) or upload the text
+    as a file (multipart, field `file`, other options as form fields). With an `Idempotency-Key` header, a
+    retried submission returns the job the first one created instead of a second job."""
+    submission = await read_submission(request, runtime.settings)
+    job, created = await run_in_threadpool(runtime.jobs.submit, submission)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobPublic.of(job, runtime.jobs.position(job))
+
+
+@router.get("", response_model=JobsPublic, summary="List jobs")
+def list_jobs(runtime: RuntimeDep, status: JobStatus | None = None,
+              limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0)] = 0) -> JobsPublic:
+    """Jobs newest first, optionally only those with one `status`, a page at a time."""
+    jobs, total = runtime.jobs.page(status, limit, offset)
+    return JobsPublic(jobs=[JobPublic.of(job, runtime.jobs.position(job)) for job in jobs], total=total,
+                      limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses=_NOT_FOUND, summary="A job's status and progress")
+def get_job(job_id: str, runtime: RuntimeDep) -> JobPublic:
+    """Status, place in the queue, progress (overall fraction, stage by stage, ETA), timestamps, and the
+    error when it failed."""
+    job = runtime.jobs.get(job_id)
+    return JobPublic.of(job, runtime.jobs.position(job))
+
+
+@router.get("/{job_id}/result", response_class=Response, responses=_RESULT_RESPONSES, summary="A job's result")
+async def get_result(job_id: str, runtime: RuntimeDep,
+                     result_format: Annotated[ResultFormat, Query(alias="format")] = "json",
+                     sections: Annotated[list[Section] | None, Query()] = None,
+                     exclude: Annotated[list[Section] | None, Query()] = None) -> Response:
+    """The result of a succeeded job: typed JSON (`sections`/`exclude` narrow it), BookNLP's native files as
+    a zip (`format=native`), or its HTML report (`format=html`)."""
+    job, results = runtime.jobs.get(job_id), runtime.jobs.results
+    if result_format == "native":
+        return FileResponse(await run_in_threadpool(results.native_zip, job), media_type="application/zip",
+                            filename=f"{job.book_id}.zip")
+    if result_format == "html":
+        return FileResponse(results.html(job), media_type="text/html; charset=utf-8")
+    body = await run_in_threadpool(results.json, job, sections, exclude or ())
+    if isinstance(body, Path):
+        return FileResponse(body, media_type="application/json")
+    return Response(body, media_type="application/json")
+
+
+@router.delete("/{job_id}", response_model=JobPublic, responses={**_NOT_FOUND, 409: _error("The job has ended.")},
+               summary="Cancel a job")
+def cancel_job(job_id: str, response: Response, runtime: RuntimeDep) -> JobPublic:
+    """Cancel a queued job (200, `cancelled`), or ask a running one to stop at its next stage or batch
+    boundary (202, still `running` with `cancel_requested`); the worker then takes the next job."""
+    job = runtime.jobs.cancel(job_id)
+    if job.status == "running":
+        response.status_code = 202
+    return JobPublic.of(job, runtime.jobs.position(job))
+

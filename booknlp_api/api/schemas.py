@@ -1,0 +1,111 @@
+"""Request and response bodies of the HTTP API, other than the analysis result (``engine.result_schema``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from booknlp_api.engine.pipeline import PIPES
+from booknlp_api.engine.result_schema import Section
+from booknlp_api.engine.service import BOOK_ID
+
+SYNTHETIC_NOTE = "True for random-weight models (testing only): their output is linguistically meaningless."
+
+
+class AnalyzeRequest(BaseModel):
+    """One text to analyse now, while the client waits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The text to analyse (plain UTF-8 text, at most `max_analyze_chars` characters).")
+    book_id: str = Field("book", pattern=BOOK_ID.pattern, description="Identifier echoed in the result.")
+    model: str | None = Field(None, description="Model name (see `GET /v1/info`); default: the configured one.")
+    pipeline: list[str] | None = Field(
+        None, description=f"Pipes to run, any of {', '.join(PIPES)}; `quote` needs `entity`, `coref` needs "
+                          "`entity` and `quote`. Default: all.", examples=[["entity", "quote"]])
+    sections: list[Section] | None = Field(
+        None, description="Sections to return (default: every section the pipeline produces).")
+    exclude: list[Section] | None = Field(
+        None, description="Sections to leave out, e.g. `tokens`, the bulkiest.", examples=[["tokens"]])
+    cache: bool = Field(
+        True, description="Answer with the result of an identical earlier analysis (same text, model files, "
+                          "pipeline, book_id and software) if the service keeps a result cache.")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable reason.", examples=["invalid_pipeline"])
+    message: str = Field(description="What went wrong, for a person.")
+    details: Any = Field(None, description="Structured extras: validation errors, available models, the stage.")
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error this service returns."""
+
+    error: ErrorDetail
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Versions(BaseModel):
+    booknlp_api: str
+    booknlp: str | None
+    torch: str | None
+    transformers: str | None
+    spacy: str | None
+    spacy_model: str = Field(description="The spaCy pipeline package that parses texts.")
+    spacy_model_version: str | None
+
+
+class DevicePublic(BaseModel):
+    device: str = Field(examples=["cpu", "cuda:0"])
+    cuda_available: bool
+    cuda_device_name: str | None = None
+    cuda_memory_total_bytes: int | None = None
+    cuda_memory_allocated_bytes: int | None = None
+
+
+class ModelPublic(BaseModel):
+    name: str
+    synthetic: bool = Field(description=SYNTHETIC_NOTE)
+    seed: int | None = Field(description="Seed of synthetic weights; null for trained models.")
+    source: str = Field(description="'synthesized', or where the files were downloaded from.")
+
+
+class LoadedModelPublic(ModelPublic):
+    components: list[str] = Field(description="Components in memory: entity, quote, coref.")
+    load_seconds: dict[str, float]
+
+
+class ReadyPublic(BaseModel):
+    status: Literal["ready"] = "ready"
+    device: DevicePublic
+    models: list[LoadedModelPublic] = Field(description="Models in memory.")
+    synthetic_models: bool = Field(description="True when any loaded model is synthetic. " + SYNTHETIC_NOTE)
+    versions: Versions
+
+
+class AvailableModelPublic(ModelPublic):
+    loaded: bool
+    components: dict[str, str] = Field(description="Pipeline component -> model file.")
+
+
+class Limits(BaseModel):
+    max_analyze_chars: int = Field(description="Longest text `POST /v1/analyze` accepts; longer: `POST /v1/jobs`.")
+    max_body_bytes: int = Field(description="Largest request body accepted, in bytes.")
+    max_job_chars: int = Field(description="Longest text `POST /v1/jobs` accepts, in characters.")
+    max_job_bytes: int = Field(description="Largest text `POST /v1/jobs` accepts, in bytes, sent and decompressed.")
+    max_queued_jobs: int = Field(description="Jobs that may wait for the worker before submissions get 503.")
+    analyze_wait_seconds: float = Field(description="How long `POST /v1/analyze` waits before answering 202.")
+    job_ttl_seconds: float = Field(description="How long a finished job's result is kept.")
+
+
+class InfoPublic(BaseModel):
+    default_model: str
+    models: list[AvailableModelPublic] = Field(description="Models found in the models folder.")
+    pipes: list[str]
+    sections: list[str]
+    limits: Limits
+    versions: Versions

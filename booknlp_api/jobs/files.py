@@ -60,10 +60,12 @@ class JobFiles:
     def result(self, name: str) -> Path:
         return self.results / name
 
-    def copy_result(self, source: str, job_id: str) -> str:
+    def copy_result(self, source: str, job_id: str, *, with_json: bool) -> str:
         """A cache hit's own copy of an earlier result (hard links: no bytes copied, separate lifetime)."""
         run = self.new_run(job_id)
         for path in self.result(source).iterdir():
+            if path.suffix == ".part" or (path.name == RESULT_JSON and not with_json):
+                continue
             try:
                 os.link(path, run / path.name)
             except OSError:

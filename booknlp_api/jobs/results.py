@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from booknlp_api.engine.result import build_result, sections_produced
 from booknlp_api.engine.result_schema import SECTIONS
 from booknlp_api.jobs.errors import FormatNotProduced, JobNotFinished, ResultExpired
 from booknlp_api.jobs.files import RESULT_JSON, JobFiles
-from booknlp_api.jobs.records import Job
+from booknlp_api.jobs.records import AnalysisInfo, Job
 
 
 def chosen_sections(job: Job, sections: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> tuple[str, ...]:
@@ -21,22 +23,38 @@ def chosen_sections(job: Job, sections: Iterable[str] | None = None, exclude: It
     return tuple(s for s in SECTIONS if s in produced & kept & asked and s not in set(exclude))
 
 
+def result_json(folder: Path, book_id: str, info: AnalysisInfo, sections: Iterable[str]) -> bytes:
+    """The typed result of the run in ``folder``, with these sections, as JSON."""
+    result = build_result(folder, book_id, model=info.model, pipeline=info.pipeline, device=info.device,
+                          timings=info.timings, synthetic_models=info.synthetic_models,
+                          token_count=info.token_count, sections=sections)
+    return result.model_dump_json().encode()
+
+
+def store_result_json(folder: Path, book_id: str, info: AnalysisInfo, sections: Iterable[str]) -> Path:
+    """Write the job's own result once, so that every fetch of it is a file stream."""
+    final = folder / RESULT_JSON
+    partial = final.with_name(f"{RESULT_JSON}.{uuid.uuid4().hex[:8]}.part")
+    partial.write_bytes(result_json(folder, book_id, info, sections))
+    os.replace(partial, final)
+    return final
+
+
 class JobResults:
     def __init__(self, files: JobFiles) -> None:
         self.files = files
 
     def json(self, job: Job, sections: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> Path | bytes:
-        """The stored full result (a file, streamed as is), or a smaller one built from the native files."""
+        """The job's stored result (a file, streamed as is), or a narrower one built from the native files."""
         folder = self._folder(job)
-        chosen = chosen_sections(job, sections, exclude)
-        if chosen == sections_produced(job.pipeline):
-            return folder / RESULT_JSON
         info = job.analysis
         assert info is not None, "a succeeded job records its analysis"
-        result = build_result(folder, job.book_id, model=info.model, pipeline=info.pipeline, device=info.device,
-                              timings=info.timings, synthetic_models=info.synthetic_models,
-                              token_count=info.token_count, sections=chosen)
-        return result.model_dump_json().encode()
+        chosen = chosen_sections(job, sections, exclude)
+        if chosen != chosen_sections(job):
+            return result_json(folder, job.book_id, info, chosen)
+        stored = folder / RESULT_JSON
+        # A cache hit with other sections than its source's gets its own result.json on first fetch.
+        return stored if stored.is_file() else store_result_json(folder, job.book_id, info, chosen)
 
     def native_zip(self, job: Job) -> Path:
         self._folder(job)

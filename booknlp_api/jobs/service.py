@@ -25,7 +25,7 @@ from booknlp_api.jobs.errors import IdempotencyConflict, JobAlreadyFinished, Job
 from booknlp_api.jobs.files import JobFiles
 from booknlp_api.jobs.queue import HueyJobQueue, JobQueue
 from booknlp_api.jobs.records import Job, Submission
-from booknlp_api.jobs.results import JobResults
+from booknlp_api.jobs.results import JobResults, chosen_sections
 from booknlp_api.jobs.store import DuplicateKey, JobStore
 from booknlp_api.jobs.worker import JobWorker
 from booknlp_api.models.manifest import read_manifest
@@ -100,7 +100,8 @@ class JobService:
     def _from_cache(self, job: Job, source: Job) -> Job:
         assert source.result_dir is not None
         now = time.time()
-        copy = self.files.copy_result(source.result_dir, job.id)
+        same_json = chosen_sections(job) == chosen_sections(source)
+        copy = self.files.copy_result(source.result_dir, job.id, with_json=same_json)
         return dataclasses.replace(job, status="succeeded", started_at=now, finished_at=now,
                                    expires_at=now + self.settings.job_ttl_seconds, cached_from=source.id,
                                    analysis=source.analysis, result_dir=copy)

@@ -22,13 +22,13 @@ from pathlib import Path
 from booknlp_api.config import Settings
 from booknlp_api.engine.errors import Cancelled, EngineError
 from booknlp_api.engine.progress import StageProgress
-from booknlp_api.engine.result import build_result
 from booknlp_api.engine.service import NLPService
-from booknlp_api.jobs.files import RESULT_JSON, JobFiles
+from booknlp_api.jobs.files import JobFiles
 from booknlp_api.jobs.progress import JobProgress
 from booknlp_api.jobs.queue import JobQueue
 from booknlp_api.jobs.records import AnalysisInfo, Job, JobError, job_error
 from booknlp_api.jobs.recovery import Recovery
+from booknlp_api.jobs.results import chosen_sections, store_result_json
 from booknlp_api.jobs.store import JobStore, WorkerRecord
 
 log = logging.getLogger(__name__)
@@ -180,10 +180,7 @@ class JobWorker:
         info = AnalysisInfo(model=analysis.model, pipeline=analysis.pipeline, device=analysis.device,
                             synthetic_models=analysis.synthetic_models, token_count=analysis.token_count,
                             timings=analysis.timings)
-        result = build_result(run, job.book_id, model=info.model, pipeline=info.pipeline, device=info.device,
-                              timings=info.timings, synthetic_models=info.synthetic_models,
-                              token_count=info.token_count)
-        (run / RESULT_JSON).write_text(result.model_dump_json(), encoding="utf-8")
+        store_result_json(run, job.book_id, info, chosen_sections(job))
         return info
 
     def _publish(self, job: Job, run: Path, info: AnalysisInfo) -> None:

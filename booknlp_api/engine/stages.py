@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from booknlp_api.engine.components import GENDER_CATS, Components, upstream_data
+from booknlp_api.engine.gender import gender_model_class
 from booknlp_api.engine.pipeline import Pipeline
 from booknlp_api.models.bert import import_upstream
 
@@ -70,8 +71,7 @@ def cluster_names(book: Book, parts: Components, pipeline: Pipeline, spacy: Any)
 
 
 def infer_gender(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
-    gender = import_upstream("booknlp.english.gender_inference_model_1")
-    book.gender_model = gender.GenderEM(tokens=book.tokens, entities=book.entities, refs=book.refs,
+    book.gender_model = gender_model_class()(tokens=book.tokens, entities=book.entities, refs=book.refs,
                                         genders=GENDER_CATS,
                                         hyperparameterFile=upstream_data("gutenberg_prop_gender_terms.txt"))
     book.genders = book.gender_model.tag(book.entities, book.tokens, book.refs)

@@ -19,7 +19,6 @@ from booknlp_api.api.schemas import AnalyzeRequest
 from booknlp_api.config import Settings
 from booknlp_api.engine.errors import InvalidText, ModelNotAvailable
 from booknlp_api.engine.pipeline import parse_pipeline
-from booknlp_api.engine.result_schema import SECTIONS
 from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.service import JobService
@@ -31,7 +30,7 @@ class AnalysisPlan:
     book_id: str
     model: str
     pipeline: tuple[str, ...]
-    sections: tuple[str, ...]
+    sections: tuple[str, ...] | None
     cache: bool
 
     def submission(self) -> Submission:
@@ -54,9 +53,8 @@ def plan_analysis(request: AnalyzeRequest, settings: Settings, service: NLPServi
     if model not in available:
         raise ModelNotAvailable(f"model {model!r} is not available; available: {', '.join(available) or 'none'}",
                                 available)
-    wanted = request.sections if request.sections is not None else SECTIONS
-    sections = tuple(s for s in SECTIONS if s in wanted and s not in (request.exclude or ()))
-    return AnalysisPlan(request.text, request.book_id, model, tuple(pipeline.names()), sections, request.cache)
+    return AnalysisPlan(request.text, request.book_id, model, tuple(pipeline.names()), request.kept_sections(),
+                        request.cache)
 
 
 async def analysis_response(jobs: JobService, job: Job, plan: AnalysisPlan) -> Response:

@@ -8,37 +8,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from booknlp_api.engine.pipeline import PIPES
-from booknlp_api.engine.result_schema import SECTIONS, Section
-from booknlp_api.engine.service import BOOK_ID
+from booknlp_api.api.schemas import AnalysisOptions
 from booknlp_api.jobs.records import Job, JobStatus
 
 
-class JobOptions(BaseModel):
+class JobOptions(AnalysisOptions):
     """How to analyse the text; the form fields of a multipart submission."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    book_id: str = Field("book", pattern=BOOK_ID.pattern, description="Identifier used in results and file names.")
-    model: str | None = Field(None, description="Model name (see `GET /v1/info`); default: the configured one.")
-    pipeline: list[str] | None = Field(
-        None, description=f"Pipes to run, any of {', '.join(PIPES)}; `quote` needs `entity`, `coref` needs "
-                          "`entity` and `quote`. Default: all.", examples=[["entity", "quote"]])
-    sections: list[Section] | None = Field(
-        None, description="Sections the JSON result carries (default: every section the pipeline produces).")
-    exclude: list[Section] | None = Field(None, description="Sections to leave out of the JSON result.")
     strip_gutenberg: bool = Field(
         False, description="Remove Project Gutenberg's header, producer credit and licence before analysing; "
                            "`text_offset` then says how many characters went from the front.")
-    cache: bool = Field(
-        True, description="Serve the result of an identical earlier job (same text, model files, pipeline, "
-                          "book_id and software) at once, if the service keeps a result cache.")
-
-    def kept_sections(self) -> tuple[Section, ...] | None:
-        if self.sections is None and not self.exclude:
-            return None
-        wanted = self.sections if self.sections is not None else SECTIONS
-        return tuple(s for s in SECTIONS if s in wanted and s not in (self.exclude or ()))
 
 
 class JobCreate(JobOptions):

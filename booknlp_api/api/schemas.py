@@ -7,19 +7,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from booknlp_api.engine.pipeline import PIPES
-from booknlp_api.engine.result_schema import Section
+from booknlp_api.engine.result_schema import SECTIONS, Section
 from booknlp_api.engine.service import BOOK_ID
 
 SYNTHETIC_NOTE = "True for random-weight models (testing only): their output is linguistically meaningless."
 
 
-class AnalyzeRequest(BaseModel):
-    """One text to analyse now, while the client waits."""
+class AnalysisOptions(BaseModel):
+    """How to analyse a text, whether now (`POST /v1/analyze`) or as a job (`POST /v1/jobs`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="The text to analyse (plain UTF-8 text, at most `max_analyze_chars` characters).")
-    book_id: str = Field("book", pattern=BOOK_ID.pattern, description="Identifier echoed in the result.")
+    book_id: str = Field("book", pattern=BOOK_ID.pattern, description="Identifier used in results and file names.")
     model: str | None = Field(None, description="Model name (see `GET /v1/info`); default: the configured one.")
     pipeline: list[str] | None = Field(
         None, description=f"Pipes to run, any of {', '.join(PIPES)}; `quote` needs `entity`, `coref` needs "
@@ -31,6 +30,19 @@ class AnalyzeRequest(BaseModel):
     cache: bool = Field(
         True, description="Answer with the result of an identical earlier analysis (same text, model files, "
                           "pipeline, book_id and software) if the service keeps a result cache.")
+
+    def kept_sections(self) -> tuple[Section, ...] | None:
+        """The sections asked for, less those excluded; None when the request chose none."""
+        if self.sections is None and not self.exclude:
+            return None
+        wanted = self.sections if self.sections is not None else SECTIONS
+        return tuple(s for s in SECTIONS if s in wanted and s not in (self.exclude or ()))
+
+
+class AnalyzeRequest(AnalysisOptions):
+    """One text to analyse now, while the client waits."""
+
+    text: str = Field(description="The text to analyse (plain UTF-8 text, at most `max_analyze_chars` characters).")
 
 
 class ErrorDetail(BaseModel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -64,6 +65,7 @@ class JobWorker:
                                  max_attempts=settings.max_job_attempts, ttl_seconds=settings.job_ttl_seconds)
         self._running: _Running | None = None
         self._stopping = threading.Event()
+        self._beats_over = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="job-worker", daemon=True)
         self._beat = threading.Thread(target=self._heartbeats, name="job-heartbeat", daemon=True)
@@ -98,6 +100,7 @@ class JobWorker:
         if self._thread.is_alive() and running is not None and self.store.requeue(running.job.id, self.record.id):
             self.queue.push(running.job.id, first=True)
             log.warning("job %s re-queued: still running at shutdown", running.job.id)
+        self._beats_over.set()
         self._beat.join(self.settings.heartbeat_seconds + 1)
         self.store.forget_worker(self.record.id)
 
@@ -130,7 +133,8 @@ class JobWorker:
             self.recovery.run(now)
 
     def _heartbeats(self) -> None:
-        while not self._stopping.wait(self.settings.heartbeat_seconds):
+        # Beats go on through a stop's grace period: the job being finished is still leased.
+        while not self._beats_over.wait(self.settings.heartbeat_seconds):
             try:
                 self.store.heartbeat(self.record.id, time.time())
                 running = self._running
@@ -173,7 +177,10 @@ class JobWorker:
             progress.update(step)
             if time.monotonic() - last_write >= PROGRESS_EVERY or step.fraction >= 1.0:
                 last_write = time.monotonic()
-                self.store.save_progress(job.id, self.record.id, progress.snapshot(), time.time())
+                try:
+                    self.store.save_progress(job.id, self.record.id, progress.snapshot(), time.time())
+                except sqlite3.Error:
+                    log.warning("job %s: progress not saved this time", job.id, exc_info=True)
 
         analysis = self.engine.analyze(self.files.read_text(job.id), out_dir=run, model=job.model,
                                        pipeline=list(job.pipeline), book_id=job.book_id, progress=report, cancel=cancel)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 
-from booknlp_api.api.analysis import analysis_response, plan_analysis
+from booknlp_api.api.analysis import analysis_response, analysis_submission
 from booknlp_api.api.deps import RuntimeDep, require_json
 from booknlp_api.api.job_schemas import JobPublic
 from booknlp_api.api.schemas import AnalyzeRequest, ErrorResponse
@@ -52,7 +52,7 @@ async def analyze(request: Annotated[AnalyzeRequest, Body(openapi_examples=_EXAM
     `analyze_wait_seconds`, it answers 202 with the job, so no work is lost. Texts longer than
     `max_analyze_chars` belong to the job API.
     """
-    plan = plan_analysis(request, runtime.settings, runtime.service)
-    job, _ = await run_in_threadpool(runtime.jobs.submit, plan.submission())
+    submission = analysis_submission(request, runtime.settings)
+    job, _ = await run_in_threadpool(runtime.jobs.submit, submission)
     job = await runtime.jobs.wait(job.id, runtime.settings.analyze_wait_seconds)
-    return await analysis_response(runtime.jobs, job, plan)
+    return await analysis_response(runtime.jobs, job)

@@ -6,6 +6,7 @@ Worker liveness is decided with real processes: a pid that has exited is a dead 
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -167,6 +168,24 @@ def test_expired_results_are_deleted_and_orphans_swept(parts: Parts) -> None:
     assert not orphan.exists() and not stray_text.exists()
     with pytest.raises(ResultExpired):
         JobResults(files).json(job)
+
+
+def test_a_workers_table_from_before_readiness_gains_its_columns_and_records_states(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("create table workers (id text primary key, host text not null, pid integer not null, "
+                   "started_at real not null, heartbeat_at real not null)")
+        db.execute("insert into workers values ('old', 'here', 1, 0, 0)")
+    db.close()
+    store, again = JobStore(path), JobStore(path)  # a second opener finds the columns already there
+    assert store.workers()["old"].state == "loading"
+    store.register_worker(_worker("new", pid=2))
+    store.set_worker_state("new", "ready", device={"device": "cpu"}, models=[{"name": "tiny"}])
+    store.set_worker_state("old", "failed", error="no model")
+    workers = again.workers()
+    assert (workers["new"].state, workers["new"].device, workers["new"].models) == ("ready", {"device": "cpu"},
+                                                                                    [{"name": "tiny"}])
+    assert (workers["old"].state, workers["old"].error) == ("failed", "no model")
 
 
 @pytest.fixture

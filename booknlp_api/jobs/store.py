@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from booknlp_api.jobs.records import AnalysisInfo, Job, JobError
 
@@ -55,9 +55,17 @@ create table if not exists workers (
     host text not null,
     pid integer not null,
     started_at real not null,
-    heartbeat_at real not null
+    heartbeat_at real not null,
+    state text not null default 'loading',
+    error text,
+    device text,
+    models text
 );
 """
+
+_WORKER_COLUMNS = {"state": "text not null default 'loading'", "error": "text", "device": "text", "models": "text"}
+"""Columns added to ``workers`` since its first release; older databases gain them when opened."""
+WorkerState = Literal["loading", "ready", "failed"]
 
 _INSERTED = ("id", "status", "book_id", "model", "pipeline", "sections", "text_chars", "text_offset", "cache_key",
              "cached_from", "idempotency_key", "request_hash", "created_at", "started_at", "finished_at",
@@ -75,6 +83,12 @@ class WorkerRecord:
     pid: int
     started_at: float
     heartbeat_at: float
+    state: WorkerState = "loading"
+    error: str | None = None
+    device: dict[str, Any] | None = None
+    """The device the worker's models run on (``booknlp_api.device.DeviceInfo`` as a dict)."""
+    models: list[dict[str, Any]] | None = None
+    """The models it loaded: name, components, synthetic, seed, source, load_seconds."""
 
 
 class JobStore:
@@ -90,6 +104,17 @@ class JobStore:
         self._conn.execute("pragma synchronous=normal")
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            self._add_worker_columns()
+
+    def _add_worker_columns(self) -> None:
+        present = {row["name"] for row in self._conn.execute("pragma table_info(workers)")}
+        for name, kind in _WORKER_COLUMNS.items():
+            if name not in present:
+                try:
+                    self._conn.execute(f"alter table workers add column {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # else another process added it first
+                        raise
 
     def close(self) -> None:
         with self._lock:
@@ -224,18 +249,36 @@ class JobStore:
         return {row[0] for row in self._rows("select result_dir from jobs where result_dir is not null")}
 
     def register_worker(self, worker: WorkerRecord) -> None:
-        self._change("insert or replace into workers (id, host, pid, started_at, heartbeat_at) values (?, ?, ?, ?, ?)",
-                     worker.id, worker.host, worker.pid, worker.started_at, worker.heartbeat_at)
+        self._change("insert or replace into workers (id, host, pid, started_at, heartbeat_at, state, error, device, "
+                     "models) values (?, ?, ?, ?, ?, ?, ?, ?, ?)", worker.id, worker.host, worker.pid,
+                     worker.started_at, worker.heartbeat_at, worker.state, worker.error,
+                     _json(worker.device), _json(worker.models))
+
+    def set_worker_state(self, worker_id: str, state: WorkerState, *, error: str | None = None,
+                         device: dict[str, Any] | None = None, models: list[dict[str, Any]] | None = None) -> None:
+        self._change("update workers set state = ?, error = ?, device = ?, models = ? where id = ?",
+                     state, error, _json(device), _json(models), worker_id)
 
     def forget_worker(self, worker_id: str) -> None:
         self._change("delete from workers where id = ?", worker_id)
 
     def workers(self) -> dict[str, WorkerRecord]:
-        return {row["id"]: WorkerRecord(**dict(row)) for row in self._rows("select * from workers")}
+        return {row["id"]: _worker(row) for row in self._rows("select * from workers")}
 
 
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(asdict(value))
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _worker(row: sqlite3.Row) -> WorkerRecord:
+    data = dict(row)
+    for name in ("device", "models"):
+        data[name] = None if data[name] is None else json.loads(data[name])
+    return WorkerRecord(**data)
 
 
 def _columns(job: Job) -> dict[str, Any]:

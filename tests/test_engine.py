@@ -152,3 +152,21 @@ def test_gpu_out_of_memory_is_a_clean_error_and_the_engine_survives(tiny_service
         tiny_service.analyze(TEXT, out_dir=tmp_path / "oom")
     monkeypatch.undo()
     assert tiny_service.analyze(TEXT, out_dir=tmp_path / "after", pipeline="entity").token_count > 0
+
+
+def test_upstream_chatter_is_captured_for_the_running_thread_only(tiny_service: NLPService, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    printed = threading.Event()
+
+    def progress(step: StageProgress) -> None:
+        if step.stage == "tagger" and not printed.is_set():
+            # Another thread printing while a stage captures upstream's output must still be heard.
+            other = threading.Thread(target=lambda: print("from another thread"))
+            other.start()
+            other.join()
+            printed.set()
+
+    tiny_service.analyze(TEXT, out_dir=tmp_path, pipeline="entity,quote", progress=progress)
+    out = capsys.readouterr().out
+    assert "from another thread" in out
+    assert "Cannot resolve quotation" not in out and "--- " not in out

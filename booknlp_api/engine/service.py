@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import re
 import threading
@@ -17,6 +15,7 @@ import torch
 
 from booknlp_api.config import Settings, resolve_spacy_model
 from booknlp_api.device import DeviceInfo, describe_device, resolve_device
+from booknlp_api.engine.chatter import captured_stdout
 from booknlp_api.engine.components import Components
 from booknlp_api.engine.errors import (
     Cancelled,
@@ -170,23 +169,22 @@ class NLPService:
     def _stage(self, name: str, tracker: RunTracker, run: Any, *args: Any) -> float:
         tracker.start(name)
         started = time.monotonic()
-        upstream_chatter = io.StringIO()
-        try:
-            with torch.no_grad(), contextlib.redirect_stdout(upstream_chatter):
+        with captured_stdout() as chatter, torch.no_grad():
+            try:
                 run(*args, self._spacy)
-        except (Cancelled, EngineError):
-            raise
-        except SystemExit as exc:
-            raise StageFailed(name, f"BookNLP gave up (exit {exc.code}): "
-                                    f"{_last_line(upstream_chatter.getvalue())}") from None
-        except torch.cuda.OutOfMemoryError as exc:
-            raise DeviceOutOfMemory(name, f"the GPU ran out of memory: {exc}".splitlines()[0]) from exc
-        except Exception as exc:
-            log.exception("stage %s failed", name)
-            raise StageFailed(name, f"{type(exc).__name__}: {exc}"[:500]) from exc
-        finally:
-            if upstream_chatter.getvalue():
-                log.debug("booknlp (%s): %s", name, upstream_chatter.getvalue().strip()[-2000:])
+            except (Cancelled, EngineError):
+                raise
+            except SystemExit as exc:
+                message = _last_line(chatter.getvalue())
+                raise StageFailed(name, f"BookNLP gave up (exit {exc.code}): {message}") from None
+            except torch.cuda.OutOfMemoryError as exc:
+                raise DeviceOutOfMemory(name, f"the GPU ran out of memory: {exc}".splitlines()[0]) from exc
+            except Exception as exc:
+                log.exception("stage %s failed", name)
+                raise StageFailed(name, f"{type(exc).__name__}: {exc}"[:500]) from exc
+            finally:
+                if chatter.getvalue():
+                    log.debug("booknlp (%s): %s", name, chatter.getvalue().strip()[-2000:])
         tracker.finish()
         return time.monotonic() - started
 

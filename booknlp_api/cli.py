@@ -104,6 +104,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from booknlp_api.jobs.process import run_worker
+
+    return run_worker(settings, exit_with_parent=args.exit_with_parent)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="booknlp-api", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--host")
     sv.add_argument("--port", type=int)
     sv.set_defaults(run=_serve)
+
+    wk = commands.add_parser("worker", help="run queued jobs (the API starts BOOKNLP_WORKERS of these itself)")
+    wk.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it dies")
+    wk.set_defaults(run=_worker)
     return parser
 
 

@@ -54,7 +54,7 @@ def test_a_job_stuck_inside_a_stage_is_requeued_at_stop_and_its_late_result_refu
         release.wait(60)
         return real_analyze(text, **{**options, "cancel": None})
 
-    monkeypatch.setattr(jobs.worker.engine, "analyze", deaf_to_cancel)
+    monkeypatch.setattr(jobs.engine, "analyze", deaf_to_cancel)
     jobs.start()
     job, _ = jobs.submit(Submission(text="Marley was dead.", pipeline=("supersense",)))
     assert entered.wait(60)

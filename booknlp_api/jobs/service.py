@@ -1,7 +1,8 @@
 """The job layer's one entry point: submit, look up, list, cancel and wait for jobs, and read results.
 
-Built once per process (the API's lifespan) around the engine; ``start`` runs the worker thread,
-``stop`` finishes or re-queues its job. Everything durable lives under ``settings.data_dir``.
+Built once per process around the engine. The API process only submits and reads (its engine just
+reads model manifests); a worker process (``jobs.process``) adds the worker with ``new_worker``.
+Everything durable lives under ``settings.data_dir``, shared by every process.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from booknlp_api.jobs.files import JobFiles
 from booknlp_api.jobs.queue import HueyJobQueue, JobQueue
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.results import JobResults, chosen_sections
-from booknlp_api.jobs.store import DuplicateKey, JobStore
+from booknlp_api.jobs.store import DuplicateKey, JobStore, WorkerRecord
 from booknlp_api.jobs.worker import JobWorker
 from booknlp_api.models.manifest import read_manifest
 
@@ -41,13 +42,20 @@ class JobService:
         self.queue = queue or HueyJobQueue.sqlite(settings.data_dir / "queue.sqlite3")
         self.files = JobFiles(settings.data_dir)
         self.results = JobResults(self.files)
-        self.worker = JobWorker(settings, engine, self.store, self.queue, self.files)
+        self.worker: JobWorker | None = None
+        """The worker running jobs in this process, if any (tests; worker processes)."""
+
+    def new_worker(self) -> JobWorker:
+        self.worker = JobWorker(self.settings, self.engine, self.store, self.queue, self.files)
+        return self.worker
 
     def start(self) -> None:
-        self.worker.start()
+        """Run jobs in this process too (a worker thread)."""
+        self.new_worker().start()
 
     def stop(self) -> None:
-        self.worker.stop(self.settings.shutdown_grace_seconds)
+        if self.worker is not None:
+            self.worker.stop(self.settings.shutdown_grace_seconds)
 
     # -- submitting -------------------------------------------------------------------------------
     def submit(self, submission: Submission) -> tuple[Job, bool]:
@@ -66,7 +74,8 @@ class JobService:
         stored = self._insert(job, text=True)
         if stored.id == job.id:
             self.queue.push(job.id)
-            self.worker.wake()
+            if self.worker is not None:
+                self.worker.wake()
         return stored, stored.id == job.id
 
     def _new_job(self, submission: Submission) -> Job:
@@ -157,6 +166,13 @@ class JobService:
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 1.5, 0.2)
 
+    def live_workers(self) -> list[WorkerRecord]:
+        """Workers heard from within the lease (a failed one stops beating but stays listed), newest first."""
+        now = time.time()
+        workers = [w for w in self.store.workers().values()
+                   if w.state == "failed" or now - w.heartbeat_at <= self.settings.lease_seconds]
+        return sorted(workers, key=lambda w: w.heartbeat_at, reverse=True)
+
     # -- cancelling -------------------------------------------------------------------------------
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued job now; ask a running one to stop at its next stage or batch boundary."""
@@ -167,7 +183,8 @@ class JobService:
         job = self.store.cancel(job_id, now, now + self.settings.job_ttl_seconds) or job
         if job.status == "cancelled":
             self.files.delete_text(job.id)
-        self.worker.cancel(job_id)
+        if self.worker is not None:
+            self.worker.cancel(job_id)  # at once; workers in other processes see the flag at their next heartbeat
         return job
 
 

@@ -1,4 +1,4 @@
-"""The worker: a thread in the service process that runs queued jobs one at a time on the shared engine.
+"""The worker: a thread in a worker process (``jobs.process``) that runs queued jobs one at a time on its engine.
 
 It claims a job in the store before running it, renews its lease every ``heartbeat_seconds`` (and
 picks up cancellations asked for by other processes then), writes progress as the engine reports it,
@@ -72,10 +72,20 @@ class JobWorker:
         self._last_upkeep = 0.0
 
     # -- control ----------------------------------------------------------------------------------
+    def register(self) -> None:
+        """Record this worker ('loading') and start its heartbeats, before the slow model load."""
+        if not self._beat.is_alive():
+            self.store.register_worker(self.record)
+            self._beat.start()
+
     def start(self) -> None:
-        self.store.register_worker(self.record)
-        self._beat.start()
+        self.register()
         self._thread.start()
+
+    def failed(self, error: str) -> None:
+        """Record why this worker cannot run jobs; the record stays (readiness reports it), the beats end."""
+        self.store.set_worker_state(self.record.id, "failed", error=error)
+        self._end_beats()
 
     def wake(self) -> None:
         self._wake.set()
@@ -88,8 +98,13 @@ class JobWorker:
 
     def stop(self, grace: float) -> None:
         """Finish or re-queue the running job, within about ``grace`` + ``CANCEL_WAIT`` seconds."""
-        if not self._thread.is_alive():
-            return
+        if self._thread.is_alive():
+            self._stop_loop(grace)
+        if self._beat.is_alive():
+            self._end_beats()
+            self.store.forget_worker(self.record.id)
+
+    def _stop_loop(self, grace: float) -> None:
         self._stopping.set()
         self._wake.set()
         self._thread.join(grace)
@@ -100,9 +115,10 @@ class JobWorker:
         if self._thread.is_alive() and running is not None and self.store.requeue(running.job.id, self.record.id):
             self.queue.push(running.job.id, first=True)
             log.warning("job %s re-queued: still running at shutdown", running.job.id)
+
+    def _end_beats(self) -> None:
         self._beats_over.set()
         self._beat.join(self.settings.heartbeat_seconds + 1)
-        self.store.forget_worker(self.record.id)
 
     @property
     def alive(self) -> bool:

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="A running job whose lease is this old belongs to a dead worker and is re-queued."
     )
     max_job_attempts: int = Field(3, ge=1, description="Runs a job gets when its worker keeps dying mid-run.")
+    workers: int = Field(
+        1, ge=0, description="Worker processes the API starts to run jobs; 0: they run elsewhere on the same data_dir."
+    )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long the running job may take to finish before it is re-queued."
     )

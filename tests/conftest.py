@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,9 +34,20 @@ def api_client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     settings = Settings(models_dir=tiny_models_dir, model="tiny", max_analyze_chars=50_000, max_job_bytes=400_000,
                         max_queued_jobs=2, data_dir=tmp_path_factory.mktemp("api-data"), result_cache=False)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        warmup = client.app.state.runtime.warmup  # type: ignore[attr-defined]
-        assert warmup.wait(timeout=180) == "ready", warmup.error
+        wait_until_ready(client)
         yield client
+
+
+def wait_until_ready(client: TestClient, timeout: float = 180) -> None:
+    """Until /v1/ready is 200: the app's worker process has started and loaded the models."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get("/v1/ready")
+        if response.status_code == 200:
+            return
+        assert response.json()["error"]["code"] == "not_ready", response.text
+        time.sleep(0.1)
+    pytest.fail("the worker process did not become ready in time")
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from httpx import Response
 
 from booknlp_api.api.errors import from_engine
 from booknlp_api.api.runtime import Runtime
+from booknlp_api.config import Settings
 from booknlp_api.engine.errors import Cancelled, DeviceOutOfMemory, InvalidInput, StageFailed
 
 JSON = {"content-type": "application/json"}
@@ -34,6 +36,19 @@ def runtime_of(client: TestClient) -> Runtime:
     app: FastAPI = client.app  # type: ignore[assignment]
     runtime: Runtime = app.state.runtime
     return runtime
+
+
+@pytest.fixture(scope="module")
+def faulty_client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The app with no worker processes and, for these tests only, a worker thread on the API's own engine,
+    whose ``analyze`` a test replaces to make the analysis fail (a worker process is out of its reach)."""
+    from booknlp_api.api.app import create_app
+
+    settings = Settings(models_dir=tiny_models_dir, model="tiny", max_queued_jobs=2, workers=0, result_cache=False,
+                        data_dir=tmp_path_factory.mktemp("faulty-data"))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        runtime_of(client).jobs.start()
+        yield client
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t  \r\n"])
@@ -138,7 +153,9 @@ def test_unknown_paths_and_methods_use_the_error_shape(api_client: TestClient) -
     assert response.headers["allow"] == "POST"
 
 
-def test_a_full_queue_answers_503_with_retry_after(api_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_queue_answers_503_with_retry_after(faulty_client: TestClient,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    api_client = faulty_client
     runtime = runtime_of(api_client)
     gate = threading.Event()
 
@@ -164,7 +181,8 @@ def test_a_full_queue_answers_503_with_retry_after(api_client: TestClient, monke
         time.sleep(0.02)
 
 
-def test_a_failing_stage_is_422_naming_it(api_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_stage_is_422_naming_it(faulty_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    api_client = faulty_client
     def fail(*_: object, **__: object) -> None:
         raise StageFailed("coref", "IndexError: list index out of range")
 
@@ -174,7 +192,8 @@ def test_a_failing_stage_is_422_naming_it(api_client: TestClient, monkeypatch: p
     assert "coref" in error["message"]
 
 
-def test_an_unexpected_error_is_a_generic_500(api_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_error_is_a_generic_500(faulty_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    api_client = faulty_client
     def crash(*_: object, **__: object) -> None:
         raise RuntimeError("secret path /srv/models/x and a password")
 
@@ -183,7 +202,8 @@ def test_an_unexpected_error_is_a_generic_500(api_client: TestClient, monkeypatc
     error = error_of(response, 500, "internal_error")
     assert "secret" not in response.text and "RuntimeError" not in response.text
     assert error["message"] == "an unexpected error occurred; it has been logged"
-    assert runtime_of(api_client).jobs.worker.alive
+    worker = runtime_of(api_client).jobs.worker
+    assert worker is not None and worker.alive
 
 
 @pytest.mark.parametrize(("exc", "status", "code"), [

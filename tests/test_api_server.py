@@ -1,8 +1,10 @@
-"""`booknlp-api serve` as a real process on a free port: probes, and liveness while an analysis runs."""
+"""`booknlp-api serve` as a real process on a free port: probes, liveness while an analysis runs in the
+worker process, and the worker process restarted when it dies."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -10,13 +12,30 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from booknlp_api.jobs.store import JobStore
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CLI = Path(sys.executable).with_name("booknlp-api")
+
+
+@dataclass
+class Served:
+    client: httpx.Client
+    data_dir: Path
+
+    def worker_pids(self) -> list[int]:
+        store = JobStore(self.data_dir / "jobs.sqlite3")
+        try:
+            return [worker.pid for worker in store.workers().values() if worker.state == "ready"]
+        finally:
+            store.close()
 
 
 def _free_port() -> int:
@@ -27,7 +46,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def served(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     assert CLI.is_file(), f"{CLI} is missing: run ./scripts/setup.sh"
     port = _free_port()
     folder = tmp_path_factory.mktemp("server")
@@ -40,45 +59,51 @@ def server(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             _wait_until_ready(client, process, log_path)
-            yield client
+            yield Served(client, folder / "data")
     finally:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
 
 
-def _wait_until_ready(client: httpx.Client, process: subprocess.Popen[bytes], log_path: Path) -> None:
+def _wait_until_ready(client: httpx.Client, process: subprocess.Popen[bytes] | None = None,
+                      log_path: Path | None = None) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"the server exited:\n{log_path.read_text(errors='replace')[-3000:]}"
+        if process is not None and log_path is not None:
+            assert process.poll() is None, f"the server exited:\n{log_path.read_text(errors='replace')[-3000:]}"
         try:
             if client.get("/v1/ready").status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.25)
-    pytest.fail(f"not ready in time:\n{log_path.read_text(errors='replace')[-3000:]}")
+    pytest.fail("not ready in time" + (f":\n{log_path.read_text(errors='replace')[-3000:]}" if log_path else ""))
 
 
-def test_served_process_is_ready_on_cpu_with_synthetic_models(server: httpx.Client) -> None:
+def test_served_process_is_ready_on_cpu_with_synthetic_models(served: Served) -> None:
+    server = served.client
     assert server.get("/v1/health").json() == {"status": "ok"}
     ready = server.get("/v1/ready").json()
     assert ready["device"]["device"] == "cpu"
     assert ready["synthetic_models"] is True
     assert [(m["name"], m["synthetic"]) for m in ready["models"]] == [("tiny", True)]
+    assert [m["loaded"] for m in server.get("/v1/info").json()["models"]] == [True]
+    assert len(served.worker_pids()) == 1
 
 
-def test_health_answers_promptly_while_an_analysis_runs(server: httpx.Client) -> None:
+def test_health_answers_promptly_while_an_analysis_runs(served: Served) -> None:
+    server = served.client
     text = (SHARED_DATA / "texts" / "the_call_of_the_wild.txt").read_text(encoding="utf-8")[:3000]
     request = {"text": text, "pipeline": ["entity", "supersense", "event"], "exclude": ["tokens"]}
     outcome: dict[str, httpx.Response] = {}
     analysis = threading.Thread(target=lambda: outcome.update(
         response=server.post("/v1/analyze", json=request, timeout=300)))
     analysis.start()
-    time.sleep(0.5)  # let the analysis reach the engine
+    time.sleep(0.5)  # let the analysis reach the worker process
     latencies = []
     while analysis.is_alive():
         started = time.perf_counter()
@@ -90,4 +115,30 @@ def test_health_answers_promptly_while_an_analysis_runs(server: httpx.Client) ->
     print(f"/v1/health during a {outcome['response'].json()['token_count']}-token analysis: {len(latencies)} calls, "
           f"median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
     assert len(latencies) >= 10, "the analysis ended too soon to measure anything"
-    assert max(latencies) < 1.0  # generous: shared CI machines stall; the 100 ms target is measured separately
+    assert max(latencies) < 0.5  # lenient (shared CI machines stall); the analysis runs in another process
+
+
+def test_a_worker_process_killed_mid_job_is_restarted_and_the_job_completes(served: Served) -> None:
+    server = served.client
+    text = (SHARED_DATA / "texts" / "pride_and_prejudice.txt").read_text(encoding="utf-8")[:12_000]
+    response = server.post("/v1/jobs", json={"text": text, "cache": False})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    _wait_for(server, job_id, lambda job: job["status"] == "running" and bool((job["progress"] or {}).get("fraction")))
+    [pid] = served.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    assert server.get("/v1/health").status_code == 200  # the API is untouched
+    done = _wait_for(server, job_id, lambda job: job["status"] in ("succeeded", "failed", "cancelled"))
+    assert (done["status"], done["attempts"]) == ("succeeded", 2), done["error"]
+    _wait_until_ready(server)
+    assert served.worker_pids() != [pid]
+
+
+def _wait_for(client: httpx.Client, job_id: str, done: Any, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        if done(job):
+            return job
+        time.sleep(0.1)
+    pytest.fail(f"job {job_id} is stuck at {client.get(f'/v1/jobs/{job_id}').json()}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import sqlite3
 import time
 import zipfile
@@ -20,6 +21,9 @@ from fastapi.testclient import TestClient
 from booknlp_api.config import Settings
 from booknlp_api.engine.native import EXTENSIONS
 from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
+from booknlp_api.jobs.recovery import Recovery
+from booknlp_api.jobs.store import WorkerRecord
+from tests.conftest import wait_until_ready
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NOVEL = (SHARED_DATA / "texts" / "pride_and_prejudice.txt").read_text(encoding="utf-8")
@@ -35,7 +39,7 @@ def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path_factory.mktemp("jobs-data"),
                         max_job_chars=100_000, shutdown_grace_seconds=0)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        assert client.app.state.runtime.warmup.wait(timeout=180) == "ready"  # type: ignore[attr-defined]
+        wait_until_ready(client)
         yield client
 
 
@@ -188,7 +192,9 @@ def test_an_expired_result_is_gone(client: TestClient) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     with sqlite3.connect(runtime.jobs.store.path) as db:
         db.execute("update jobs set expires_at = ? where id = ?", (time.time() - 1, job["id"]))
-    runtime.jobs.worker.recovery.expire(time.time())
+    me = WorkerRecord(id="test", host="here", pid=os.getpid(), started_at=time.time(), heartbeat_at=time.time())
+    Recovery(runtime.jobs.store, runtime.jobs.queue, runtime.jobs.files, me, lease_seconds=30, max_attempts=3,
+             ttl_seconds=60).expire(time.time())
     gone = client.get(job["links"]["result"])
     assert gone.status_code == 410 and gone.json()["error"]["code"] == "result_expired"
     assert client.get(job["links"]["self"]).json()["result_expired"] is True

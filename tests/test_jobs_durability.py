@@ -96,6 +96,18 @@ def _free_port() -> int:
         return port
 
 
+def _wait_for_exit(pid: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"worker process {pid} outlived the API process")
+
+
 def _mid_run(job: dict[str, Any]) -> bool:
     return job["status"] == "running" and bool((job["progress"] or {}).get("fraction"))
 
@@ -131,12 +143,18 @@ def test_sigkill_mid_job_then_restart_runs_it_again_once_and_loses_none_of_20_qu
         queued = [server.submit(f"Queued book number {n}. Mr. Bingley smiled.", pipeline=["supersense"])
                   for n in range(20)]
         server.wait(long, _mid_run)
+        with _store(data_dir) as store:
+            workers = [worker.pid for worker in store.workers().values()]
+        assert len(workers) == 1
         assert server.signal(signal.SIGKILL) == -signal.SIGKILL
+        _wait_for_exit(workers[0])  # no orphan: the worker process notices the API is gone and stops
 
         with _store(data_dir) as store:
             killed = store.get(long)
-            assert killed is not None and (killed.status, killed.attempts) == ("running", 1)
-            assert sorted(store.ids("queued")) == sorted(queued)
+            # The orphaned worker stopped as on SIGTERM: its job went back to the front of the queue.
+            assert killed is not None and (killed.status, killed.attempts) == ("queued", 1)
+            assert sorted(store.ids("queued")) == sorted([long, *queued])
+            assert store.workers() == {}
 
         server.start()
         rerun = server.wait(long, _finished)

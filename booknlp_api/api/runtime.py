@@ -1,55 +1,22 @@
-"""What the app holds while it runs: the engine, the job service (queue and worker), and the start-up model loading."""
+"""What the app holds while it runs: the job service and the worker processes that run its jobs.
+
+The API process never runs an analysis: its engine only reads model manifests, and the models load
+in the worker processes (``jobs.process``), which report their state through the job store.
+"""
 
 from __future__ import annotations
 
-import gc
 import importlib.metadata
 import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from booknlp_api.api.schemas import Versions
 from booknlp_api.config import Settings
 from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs.service import JobService
+from booknlp_api.jobs.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
-
-WarmupState = Literal["loading", "ready", "failed"]
-
-
-class Warmup:
-    """Loads the default model once, on a background thread, so the server answers probes meanwhile.
-
-    A failed load is remembered (readiness reports it); the process keeps serving.
-    """
-
-    def __init__(self, load: Callable[[], object], *, enabled: bool = True) -> None:
-        self._load = load
-        self.state: WarmupState = "loading" if enabled else "ready"
-        self.error: str | None = None
-        self._thread = threading.Thread(target=self._run, name="model-warmup", daemon=True)
-
-    def start(self) -> None:
-        if self.state == "loading":
-            self._thread.start()
-
-    def wait(self, timeout: float | None = None) -> WarmupState:
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return self.state
-
-    def _run(self) -> None:
-        try:
-            self._load()
-        except Exception as exc:
-            log.exception("loading the default model failed")
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.state = "failed"
-        else:
-            self.state = "ready"
 
 
 @dataclass
@@ -57,29 +24,20 @@ class Runtime:
     settings: Settings
     service: NLPService
     jobs: JobService
-    warmup: Warmup
+    supervisor: Supervisor
     versions: Versions
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
         service = NLPService(settings)
         runtime = cls(settings=settings, service=service, jobs=JobService(settings, service),
-                      warmup=Warmup(lambda: _preload(service), enabled=settings.preload),
-                      versions=collect_versions(service.spacy_model))
-        runtime.warmup.start()
-        runtime.jobs.start()
+                      supervisor=Supervisor(settings), versions=collect_versions(service.spacy_model))
+        runtime.supervisor.start()
         return runtime
 
     def stop(self) -> None:
+        self.supervisor.stop()
         self.jobs.stop()
-
-
-def _preload(service: NLPService) -> None:
-    service.load()
-    # The models live as long as the process: keep them out of full garbage collections, which would
-    # otherwise traverse them all (~0.5 s, every thread and the event loop stopped) whenever an analysis
-    # allocates enough to trigger one.
-    gc.freeze()
 
 
 def max_body_bytes(settings: Settings) -> int:

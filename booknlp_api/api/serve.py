@@ -1,4 +1,4 @@
-"""``booknlp-api serve``: the app under uvicorn, one process (the models live in its memory)."""
+"""``booknlp-api serve``: the app under uvicorn, one API process; its lifespan starts the worker processes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,6 @@ from booknlp_api.config import Settings
 
 
 def serve(settings: Settings) -> None:
-    # One worker: each process would load its own copy of the models and compete for the device.
+    # One uvicorn process: each would start its own BOOKNLP_WORKERS worker processes (model copies).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                 workers=1)

@@ -1,8 +1,6 @@
-"""Probes: liveness (the process serves) and readiness (the default model is loaded)."""
+"""Probes: liveness (the API process serves) and readiness (a worker process has loaded the default model)."""
 
 from __future__ import annotations
-
-from dataclasses import asdict
 
 from fastapi import APIRouter
 
@@ -10,6 +8,7 @@ from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.errors import ApiError
 from booknlp_api.api.runtime import Runtime
 from booknlp_api.api.schemas import DevicePublic, ErrorResponse, HealthPublic, LoadedModelPublic, ReadyPublic
+from booknlp_api.jobs.store import WorkerRecord
 
 router = APIRouter(tags=["probes"])
 
@@ -20,24 +19,22 @@ async def health() -> HealthPublic:
 
 
 async def ready(runtime: RuntimeDep) -> ReadyPublic:
-    """200 once the default model is loaded, with the device, the models in memory and versions; else 503."""
-    warmup = runtime.warmup
-    if warmup.state == "loading":
-        raise ApiError(503, "not_ready", "the models are still loading", {"state": warmup.state})
-    if warmup.state == "failed":
-        raise ApiError(503, "model_load_failed", f"loading the default model failed: {warmup.error}",
-                       {"state": warmup.state, "model": runtime.settings.model})
-    return describe_ready(runtime)
+    """200 once a worker process has loaded the default model, with its device, models and versions; else 503."""
+    workers = runtime.jobs.live_workers()
+    states = {worker.state: worker for worker in reversed(workers)}  # the newest of each state
+    if "ready" in states:
+        return describe_ready(runtime, states["ready"])
+    if "loading" in states:
+        raise ApiError(503, "not_ready", "the models are still loading", {"state": "loading"})
+    if "failed" in states:
+        raise ApiError(503, "model_load_failed", f"loading the default model failed: {states['failed'].error}",
+                       {"state": "failed", "model": runtime.settings.model})
+    raise ApiError(503, "not_ready", "no worker process is connected to run analyses", {"state": "no_worker"})
 
 
-def describe_ready(runtime: Runtime) -> ReadyPublic:
-    models = [
-        LoadedModelPublic(name=name, synthetic=parts.manifest.synthetic, seed=parts.manifest.seed,
-                          source=parts.manifest.source, components=list(parts.loaded()),
-                          load_seconds=dict(parts.load_seconds))
-        for name, parts in runtime.service.loaded_models().items()
-    ]
-    return ReadyPublic(device=DevicePublic(**asdict(runtime.service.device_info())), models=models,
+def describe_ready(runtime: Runtime, worker: WorkerRecord) -> ReadyPublic:
+    models = [LoadedModelPublic(**model) for model in worker.models or []]
+    return ReadyPublic(device=DevicePublic(**(worker.device or {})), models=models,
                        synthetic_models=any(m.synthetic for m in models), versions=runtime.versions)
 
 

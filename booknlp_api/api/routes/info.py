@@ -17,7 +17,9 @@ router = APIRouter(tags=["info"])
 def info(runtime: RuntimeDep) -> InfoPublic:
     """Every model in the models folder (synthetic ones flagged), the pipes and sections a request may
     name, and the limits that apply to it."""
-    settings, loaded = runtime.settings, runtime.service.loaded_models()
+    settings = runtime.settings
+    loaded = {model["name"] for worker in runtime.jobs.live_workers() if worker.state == "ready"
+              for model in worker.models or []}
     models = [
         AvailableModelPublic(name=name, synthetic=manifest.synthetic, seed=manifest.seed, source=manifest.source,
                              loaded=name in loaded, components=manifest.components)

@@ -1,0 +1,104 @@
+"""Starts the API's worker processes, restarts any that die, and stops them with the API.
+
+Each worker is ``python -m booknlp_api.cli worker`` with this app's settings passed as ``BOOKNLP_*``
+variables, so a ``Settings`` object built in code reaches the child unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from booknlp_api.config import Settings
+from booknlp_api.jobs.process import EXIT_LOAD_FAILED
+
+log = logging.getLogger(__name__)
+
+STOP_MARGIN_SECONDS = 10.0
+"""Beyond the shutdown grace: a worker's own stop takes up to CANCEL_WAIT and a heartbeat more."""
+BACKOFF_SECONDS = (1.0, 30.0)
+"""First and largest wait before restarting a worker that died; doubles while they keep dying."""
+CHECK_SECONDS = 0.5
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with every setting replaced by the value ``settings`` holds."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BOOKNLP_")}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"BOOKNLP_{name.upper()}"] = str(value)
+    return env
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._processes: list[subprocess.Popen[bytes] | None] = [None] * settings.workers
+        self._backoff = [BACKOFF_SECONDS[0]] * settings.workers
+        self._restart_at = [0.0] * settings.workers
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+
+    def start(self) -> None:
+        if self._processes:
+            self._thread.start()
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.pid for p in self._processes if p is not None and p.poll() is None]
+
+    def _spawn(self, slot: int) -> None:
+        command = [sys.executable, "-m", "booknlp_api.cli", "worker", "--exit-with-parent"]
+        self._processes[slot] = subprocess.Popen(command, env=worker_env(self.settings))
+        self._restart_at[slot] = 0.0
+        log.info("worker process %d started (pid %d)", slot, self._processes[slot].pid)  # type: ignore[union-attr]
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for slot in range(len(self._processes)):
+                    self._check(slot, time.monotonic())
+            self._stopping.wait(CHECK_SECONDS)
+
+    def _check(self, slot: int, now: float) -> None:
+        process = self._processes[slot]
+        if process is None:
+            if self._restart_at[slot] <= now:
+                self._spawn(slot)
+            return
+        code = process.poll()
+        if code is None:
+            return
+        if code == EXIT_LOAD_FAILED:
+            # The models cannot load; the worker's record says why (readiness reports it). Retrying won't help.
+            log.error("worker process %d could not load the models; not restarting it", slot)
+            self._restart_at[slot] = float("inf")
+        else:
+            log.warning("worker process %d (pid %d) exited with %s; restarting in %.0fs", slot, process.pid, code,
+                        self._backoff[slot])
+            self._restart_at[slot] = now + self._backoff[slot]
+            self._backoff[slot] = min(2 * self._backoff[slot], BACKOFF_SECONDS[1])
+        self._processes[slot] = None
+
+    def stop(self) -> None:
+        """SIGTERM every worker (each finishes or re-queues its job), SIGKILL any still up after the grace."""
+        with self._lock:
+            self._stopping.set()
+            running = [p for p in self._processes if p is not None and p.poll() is None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds + STOP_MARGIN_SECONDS
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("worker process %d did not stop in time; killing it", process.pid)
+                process.kill()
+                process.wait()

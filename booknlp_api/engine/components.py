@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from booknlp_api.engine.gender import load_priors
 from booknlp_api.models.bert import built_on_cpu, import_upstream, local_bert
 from booknlp_api.models.manifest import ModelManifest
 
@@ -25,6 +26,9 @@ GENDER_CATS = [["he", "him", "his"], ["she", "her"], ["they", "them", "their"],
 def upstream_data(name: str) -> str:
     """Path of a data file shipped inside ``booknlp.english``."""
     return str(resources.files("booknlp.english").joinpath("data", name))
+
+
+GENDER_PRIORS = upstream_data("gutenberg_prop_gender_terms.txt")
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Components:
         setattr(self, component, built)
         if component == "entity":
             self.names = import_upstream("booknlp.english.name_coref").NameCoref(upstream_data("aliases.txt"))
+            load_priors(GENDER_PRIORS, GENDER_CATS)
 
 
 def _build_entity(path: str) -> Any:

@@ -159,7 +159,9 @@ class AnalysisResult(BaseModel):
     pipeline: list[str] = Field(examples=[["entity", "quote", "supersense", "event", "coref"]])
     device: str = Field(examples=["cpu", "cuda:0"])
     token_count: int | None = Field(description="Tokens in the spaCy parse; null when unknown.")
-    timings: dict[str, float] = Field(description="Seconds spent in each stage.", examples=[{"parse": 2.2, "tagger": 13.5, "attribution": 15.1}])
+    timings: dict[str, float] = Field(
+        description="Seconds spent in each stage.", examples=[{"parse": 2.2, "tagger": 13.5, "attribution": 15.1}]
+    )
     synthetic_models: bool = Field(
         description="True when the models carry random weights (testing only): the analysis is meaningless."
     )

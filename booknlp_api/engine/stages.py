@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from booknlp_api.engine.components import GENDER_CATS, Components, upstream_data
+from booknlp_api.engine.components import GENDER_CATS, GENDER_PRIORS, Components
 from booknlp_api.engine.gender import gender_model_class
 from booknlp_api.engine.pipeline import Pipeline
 from booknlp_api.models.bert import import_upstream
@@ -73,7 +73,7 @@ def cluster_names(book: Book, parts: Components, pipeline: Pipeline, spacy: Any)
 def infer_gender(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
     book.gender_model = gender_model_class()(tokens=book.tokens, entities=book.entities, refs=book.refs,
                                         genders=GENDER_CATS,
-                                        hyperparameterFile=upstream_data("gutenberg_prop_gender_terms.txt"))
+                                        hyperparameterFile=GENDER_PRIORS)
     book.genders = book.gender_model.tag(book.entities, book.tokens, book.refs)
 
 

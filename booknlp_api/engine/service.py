@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,25 @@ BOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass(frozen=True)
-class Analysis:
-    """What one run produced: BookNLP's native files in ``folder``, and how the run went."""
+class RunSummary:
+    """How a run went: enough to rebuild its JSON result from the native files later."""
 
-    book_id: str
     model: str
     pipeline: list[str]
     device: str
     synthetic_models: bool
     token_count: int
     timings: dict[str, float]
+
+    def summary(self) -> RunSummary:
+        return RunSummary(**{field.name: getattr(self, field.name) for field in fields(RunSummary)})
+
+
+@dataclass(frozen=True)
+class Analysis(RunSummary):
+    """What one run produced: BookNLP's native files in ``folder``, and how the run went."""
+
+    book_id: str
     folder: Path
     files: dict[str, Path]
 

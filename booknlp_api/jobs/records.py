@@ -13,6 +13,7 @@ from booknlp_api.engine.errors import (
     ModelNotAvailable,
     StageFailed,
 )
+from booknlp_api.engine.service import RunSummary
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -52,16 +53,8 @@ def job_error(exc: EngineError) -> JobError:
     return JobError(codes.get(type(exc), "invalid_input"), str(exc))
 
 
-@dataclass(frozen=True)
-class AnalysisInfo:
-    """How the run went, kept with the job so results can be rebuilt from the native files."""
-
-    model: str
-    pipeline: list[str]
-    device: str
-    synthetic_models: bool
-    token_count: int
-    timings: dict[str, float]
+AnalysisInfo = RunSummary
+"""How the run went, kept with the job so results can be rebuilt from the native files."""
 
 
 @dataclass(frozen=True)

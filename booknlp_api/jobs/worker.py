@@ -200,9 +200,7 @@ class JobWorker:
 
         analysis = self.engine.analyze(self.files.read_text(job.id), out_dir=run, model=job.model,
                                        pipeline=list(job.pipeline), book_id=job.book_id, progress=report, cancel=cancel)
-        info = AnalysisInfo(model=analysis.model, pipeline=analysis.pipeline, device=analysis.device,
-                            synthetic_models=analysis.synthetic_models, token_count=analysis.token_count,
-                            timings=analysis.timings)
+        info = analysis.summary()
         store_result_json(run, job.book_id, info, chosen_sections(job))
         return info
 

@@ -19,12 +19,10 @@ from booknlp_api.engine.errors import (
     Cancelled,
     DeviceOutOfMemory,
     EngineError,
-    InvalidPipeline,
-    InvalidText,
     ModelNotAvailable,
     StageFailed,
 )
-from booknlp_api.engine.text import TextTooLarge, UndecodableText, UnknownCharset
+from booknlp_api.engine.text import TextTooLarge, UndecodableText
 from booknlp_api.jobs.errors import (
     FormatNotProduced,
     IdempotencyConflict,
@@ -78,20 +76,19 @@ def error_response(error: ApiError) -> JSONResponse:
 def from_engine(exc: EngineError) -> ApiError:
     """The HTTP form of an engine error: bad input is 422, a full GPU 503, a failing stage 422 naming it."""
     if isinstance(exc, DeviceOutOfMemory):
-        return ApiError(503, "device_out_of_memory", f"{exc}; retry later or with a shorter text",
+        return ApiError(503, exc.code, f"{exc}; retry later or with a shorter text",
                         {"stage": exc.stage}, {"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(exc, StageFailed):
-        return ApiError(422, "stage_failed", str(exc), {"stage": exc.stage})
+        return ApiError(422, exc.code, str(exc), {"stage": exc.stage})
     if isinstance(exc, ModelNotAvailable):
-        return ApiError(422, "model_not_available", str(exc), {"available": exc.available})
+        return ApiError(422, exc.code, str(exc), {"available": exc.available})
     if isinstance(exc, Cancelled):
-        return ApiError(503, "cancelled", "the analysis was cancelled because the service is stopping")
+        return ApiError(503, exc.code, "the analysis was cancelled because the service is stopping")
     if isinstance(exc, TextTooLarge):
-        return ApiError(413, "text_too_large", str(exc), {"limit": exc.limit, "unit": exc.unit})
+        return ApiError(413, exc.code, str(exc), {"limit": exc.limit, "unit": exc.unit})
     if isinstance(exc, UndecodableText):
-        return ApiError(422, "undecodable_text", str(exc), {"offset": exc.offset, "encoding": exc.encoding})
-    codes = {InvalidText: "invalid_text", InvalidPipeline: "invalid_pipeline", UnknownCharset: "unknown_charset"}
-    return ApiError(422, codes.get(type(exc), "invalid_input"), str(exc))
+        return ApiError(422, exc.code, str(exc), {"offset": exc.offset, "encoding": exc.encoding})
+    return ApiError(422, exc.code, str(exc))
 
 
 def from_job_error(error: JobError) -> ApiError:

@@ -16,30 +16,39 @@ from __future__ import annotations
 class EngineError(Exception):
     """Base of every error the engine raises on purpose."""
 
+    code = "engine_error"
+    """Stable machine-readable reason; the API and job records use it as the error code."""
+
 
 class InvalidInput(EngineError):
     """A request the engine cannot run as given (HTTP 422)."""
 
+    code = "invalid_input"
+
 
 class InvalidText(InvalidInput):
-    pass
+    code = "invalid_text"
 
 
 class InvalidPipeline(InvalidInput):
-    pass
+    code = "invalid_pipeline"
 
 
 class ModelNotAvailable(InvalidInput):
+    code = "model_not_available"
+
     def __init__(self, message: str, available: list[str]) -> None:
         super().__init__(message)
         self.available = available
 
 
 class Cancelled(EngineError):
-    pass
+    code = "cancelled"
 
 
 class StageFailed(EngineError):
+    code = "stage_failed"
+
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(f"stage {stage!r} failed: {message}")
         self.stage = stage
@@ -47,4 +56,4 @@ class StageFailed(EngineError):
 
 
 class DeviceOutOfMemory(StageFailed):
-    pass
+    code = "device_out_of_memory"

@@ -32,6 +32,8 @@ _PRODUCER = re.compile(r"\s*(?:Produced|Transcribed|Prepared) by\b.*?(?:\n[ \t]*
 class UndecodableText(InvalidText):
     """Bytes that are not valid in the text's encoding; ``offset`` counts bytes from the start."""
 
+    code = "undecodable_text"
+
     def __init__(self, encoding: str, offset: int, byte: int, compressed: bool) -> None:
         where = "of the decompressed text" if compressed else "of the text"
         super().__init__(f"byte {offset} {where} (0x{byte:02x}) is not valid {encoding}; send UTF-8, or declare "
@@ -41,6 +43,8 @@ class UndecodableText(InvalidText):
 
 
 class UnknownCharset(InvalidInput):
+    code = "unknown_charset"
+
     def __init__(self, charset: str) -> None:
         super().__init__(f"unknown charset {charset!r}; use a name such as utf-8, utf-16 or iso-8859-1")
         self.charset = charset
@@ -48,6 +52,8 @@ class UnknownCharset(InvalidInput):
 
 class TextTooLarge(InvalidInput):
     """Raw or decompressed text above the configured limit."""
+
+    code = "text_too_large"
 
     def __init__(self, limit: int, unit: str) -> None:
         super().__init__(f"the text is larger than {limit} {unit}")

@@ -6,11 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from booknlp_api.engine.errors import (
-    DeviceOutOfMemory,
     EngineError,
-    InvalidPipeline,
-    InvalidText,
-    ModelNotAvailable,
     StageFailed,
 )
 from booknlp_api.engine.service import RunSummary
@@ -46,11 +42,7 @@ class JobError:
 
 def job_error(exc: EngineError) -> JobError:
     """How an engine error is recorded on its job (the codes of the API's error responses)."""
-    if isinstance(exc, StageFailed):
-        code = "device_out_of_memory" if isinstance(exc, DeviceOutOfMemory) else "stage_failed"
-        return JobError(code, str(exc), exc.stage)
-    codes = {InvalidText: "invalid_text", InvalidPipeline: "invalid_pipeline", ModelNotAvailable: "model_not_available"}
-    return JobError(codes.get(type(exc), "invalid_input"), str(exc))
+    return JobError(exc.code, str(exc), exc.stage if isinstance(exc, StageFailed) else None)
 
 
 AnalysisInfo = RunSummary

@@ -4,7 +4,9 @@ Prints per-stage seconds, tokens per second, model load time and peak RSS for bo
 every native file is byte-identical (the parity check for small and big models), and writes all
 figures to a JSON file. Each side runs in a fresh process so that import, load and memory compare.
 
-    python -m benchmarks.engine_vs_upstream --size small --text ../shared/data/texts/emma.txt --chars 50000
+    python -m benchmarks.engine_vs_upstream --size small --text benchmarks/texts/emma.txt --chars 50000
+
+Without ``--text`` the text is Pride and Prejudice from ``benchmarks/texts/`` (checksum verified).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.corpus import text_path
 from benchmarks.upstream import UpstreamRun, run_upstream_batch
 
 _OURS = r"""
@@ -83,13 +86,15 @@ def report(size: str, ours: dict[str, Any], theirs: dict[str, Any], same: dict[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "small", "big"], default="small")
-    parser.add_argument("--text", type=Path, required=True)
+    parser.add_argument("--text", type=Path, help="any UTF-8 text (default: benchmarks/texts/pride_and_prejudice.txt)")
     parser.add_argument("--chars", type=int, help="use only the first N characters of the text")
     parser.add_argument("--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "booknlp-bench-models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads for both sides")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/engine_vs_upstream.json"))
     args = parser.parse_args()
+    if args.text is None:
+        args.text = text_path("pride_and_prejudice.txt")
 
     ensure_models(args.models_dir, args.size, args.seed)
     work = Path(tempfile.mkdtemp(prefix="booknlp-bench-"))

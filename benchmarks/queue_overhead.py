@@ -9,8 +9,10 @@ Runs the real service (uvicorn on loopback, in this process) on tiny synthetic m
 * a novel's result: building result.json at the end of a job, then fetching it in every form. The
   result is Emma's: BookNLP's published reference files (entities, quotes, supersense, book) plus a
   ``.tokens`` file written here from Emma's words (the reference has none), so the sizes are a real novel's.
+  Emma's text ships in ``benchmarks/texts/``; the reference files (3.9 MB, MIT) do not: pass
+  ``--reference DIR`` (BookNLP's repository, ``examples/158_emma/``); without it this part is skipped.
 
-    python -m benchmarks.queue_overhead --jobs 20
+    python -m benchmarks.queue_overhead --jobs 20 [--text FILE] [--reference booknlp/examples/158_emma]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from benchmarks.corpus import text_path
 from booknlp_api.api.app import create_app
 from booknlp_api.config import Settings
 from booknlp_api.engine.result_schema import SECTIONS
@@ -42,9 +45,8 @@ from booknlp_api.jobs.records import AnalysisInfo, Job
 from booknlp_api.jobs.results import store_result_json
 from booknlp_api.jobs.service import JobService
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-EMMA_TEXT = SHARED_DATA / "texts" / "emma.txt"
-EMMA_REFERENCE = SHARED_DATA / "booknlp_emma_reference"
+# Where a checkout beside this project's shared data keeps BookNLP's published Emma output, if anywhere.
+EMMA_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "booknlp_emma_reference"
 TINY_JOB = {"pipeline": ["supersense"], "cache": False}
 
 
@@ -118,16 +120,16 @@ def queue_latency(client: httpx.Client, jobs: JobService, count: int) -> None:
     say(f"  outside the engine per job  {_spread(_overheads(backlog))}")
 
 
-def http_latency(client: httpx.Client, jobs: JobService) -> None:
+def http_latency(client: httpx.Client, jobs: JobService, novel_path: Path) -> None:
     posts = [_timed(lambda: client.post("/v1/jobs", json={"text": "Mr. Woodhouse sighed.", **TINY_JOB}))
              for _ in range(20)]
     _finish(jobs, [response.json()["id"] for _, response in posts])
     say(f"POST /v1/jobs, a short text: {_spread([seconds for seconds, _ in posts])}")
-    emma = EMMA_TEXT.read_text(encoding="utf-8")
+    novel = novel_path.read_text(encoding="utf-8-sig")
     # Queued behind a short job, so that it can be cancelled before it starts.
-    ahead = client.post("/v1/jobs", json={"text": emma[:3000], "cache": False}).json()["id"]
-    seconds, response = _timed(lambda: client.post("/v1/jobs", json={"text": emma, "cache": False}))
-    say(f"POST /v1/jobs, Emma ({len(emma):,} characters as JSON): {seconds * 1000:.0f} ms")
+    ahead = client.post("/v1/jobs", json={"text": novel[:3000], "cache": False}).json()["id"]
+    seconds, response = _timed(lambda: client.post("/v1/jobs", json={"text": novel, "cache": False}))
+    say(f"POST /v1/jobs, {novel_path.name} ({len(novel):,} characters as JSON): {seconds * 1000:.0f} ms")
     assert client.delete(f"/v1/jobs/{response.json()['id']}").json()["status"] == "cancelled"
     _finish(jobs, [ahead])
     job_id = posts[0][1].json()["id"]
@@ -160,11 +162,11 @@ def write_emma_tokens(path: Path, text: str) -> int:
     return len(rows) - 1
 
 
-def novel_result(client: httpx.Client, jobs: JobService) -> None:
+def novel_result(client: httpx.Client, jobs: JobService, reference: Path) -> None:
     run = jobs.files.new_run("emma")
-    for source in EMMA_REFERENCE.iterdir():
+    for source in reference.glob("158_emma.*"):
         shutil.copy(source, run / source.name.replace("158_emma", "emma"))
-    tokens = write_emma_tokens(run / "emma.tokens", EMMA_TEXT.read_text(encoding="utf-8"))
+    tokens = write_emma_tokens(run / "emma.tokens", text_path("emma.txt").read_text(encoding="utf-8"))
     info = AnalysisInfo(model="reference", pipeline=["entity", "quote", "supersense", "event", "coref"],
                         device="cpu", synthetic_models=False, token_count=tokens, timings={})
     build_s, _ = _timed(lambda: store_result_json(run, "emma", info, SECTIONS))
@@ -190,6 +192,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=20, help="jobs per latency run")
     parser.add_argument("--models-dir", type=Path, help="a folder holding tiny/ (default: synthesized here)")
+    parser.add_argument("--text", type=Path, help="the novel POSTed whole (default: benchmarks/texts/emma.txt)")
+    parser.add_argument("--reference", type=Path, default=EMMA_REFERENCE,
+                        help="BookNLP's published output for Emma (158_emma.entities, .quotes, .supersense, .book)")
     args = parser.parse_args()
     say(f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}")
@@ -204,8 +209,11 @@ def main() -> None:
                             log_level="warning", max_queued_jobs=10_000, max_job_bytes=4_000_000)
         with serving(settings) as (client, jobs):
             queue_latency(client, jobs, args.jobs)
-            http_latency(client, jobs)
-            novel_result(client, jobs)
+            http_latency(client, jobs, args.text or text_path("emma.txt"))
+            if (args.reference / "158_emma.book").is_file():
+                novel_result(client, jobs, args.reference)
+            else:
+                say(f"Emma's result: skipped, no BookNLP reference output in {args.reference} (see --reference)")
 
 
 if __name__ == "__main__":

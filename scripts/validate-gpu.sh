@@ -78,10 +78,10 @@ fi
 say "models: $MODELS_DIR/$MODEL"
 export BOOKNLP_MODELS_DIR=$MODELS_DIR BOOKNLP_MODEL=$MODEL
 
-# --- the text: a file given, else Pride and Prejudice from ../shared, else the packaged sample ------
+# --- the text: a file given, else Pride and Prejudice from benchmarks/texts, else the packaged sample
 SOURCE=${1:-}
-if [ -z "$SOURCE" ] && [ -f "$REPO/../shared/data/texts/pride_and_prejudice.txt" ]; then
-  SOURCE=$REPO/../shared/data/texts/pride_and_prejudice.txt
+if [ -z "$SOURCE" ] && [ -f "$REPO/benchmarks/texts/pride_and_prejudice.txt" ]; then
+  SOURCE=$REPO/benchmarks/texts/pride_and_prejudice.txt
 fi
 "$PY" - "$SOURCE" "$TEXT_CHARS" "$WORK/book.txt" <<'EOF'
 import gzip, sys

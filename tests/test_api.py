@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from benchmarks.corpus import text_path
 from booknlp_api.api.app import create_app
 from booknlp_api.config import Settings
 from booknlp_api.engine.pipeline import PIPES
 from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CHAPTER = (SHARED_DATA / "texts" / "pride_and_prejudice.txt").read_text(encoding="utf-8")[:2000]
+CHAPTER = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")[:2000]
 SNAPSHOT = Path(__file__).with_name("openapi.json")
 
 

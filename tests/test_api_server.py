@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.corpus import text_path
 from booknlp_api.jobs.store import JobStore
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CLI = Path(sys.executable).with_name("booknlp-api")
 
 
@@ -97,7 +97,7 @@ def test_served_process_is_ready_on_cpu_with_synthetic_models(served: Served) ->
 
 def test_health_answers_promptly_while_an_analysis_runs(served: Served) -> None:
     server = served.client
-    text = (SHARED_DATA / "texts" / "the_call_of_the_wild.txt").read_text(encoding="utf-8")[:3000]
+    text = text_path("the_call_of_the_wild.txt").read_text(encoding="utf-8")[:3000]
     request = {"text": text, "pipeline": ["entity", "supersense", "event"], "exclude": ["tokens"]}
     outcome: dict[str, httpx.Response] = {}
     analysis = threading.Thread(target=lambda: outcome.update(
@@ -120,7 +120,7 @@ def test_health_answers_promptly_while_an_analysis_runs(served: Served) -> None:
 
 def test_a_worker_process_killed_mid_job_is_restarted_and_the_job_completes(served: Served) -> None:
     server = served.client
-    text = (SHARED_DATA / "texts" / "pride_and_prejudice.txt").read_text(encoding="utf-8")[:12_000]
+    text = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")[:12_000]
     response = server.post("/v1/jobs", json={"text": text, "cache": False})
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]

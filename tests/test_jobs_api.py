@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from benchmarks.corpus import text_path
 from booknlp_api.config import Settings
 from booknlp_api.engine.native import EXTENSIONS
 from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
@@ -25,8 +26,7 @@ from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.store import WorkerRecord
 from tests.conftest import wait_until_ready
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NOVEL = (SHARED_DATA / "texts" / "pride_and_prejudice.txt").read_text(encoding="utf-8")
+NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
 CHAPTER = NOVEL[:12_000]
 FAST = ["supersense"]
 """A pipeline that skips the slow stages, for jobs whose analysis is not the point."""

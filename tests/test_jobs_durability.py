@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.corpus import text_path
 from booknlp_api.jobs.queue import HueyJobQueue
 from booknlp_api.jobs.store import JobStore
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NOVEL = (SHARED_DATA / "texts" / "pride_and_prejudice.txt").read_text(encoding="utf-8")
+NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
 CLI = Path(sys.executable).with_name("booknlp-api")
 
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks.corpus import text_path
 from benchmarks.upstream import UpstreamRun, run_upstream_batch
 from booknlp_api.config import Settings
 from booknlp_api.engine.service import NLPService
 
 FIXTURES = Path(__file__).parent / "fixtures" / "texts"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FULL = "entity,quote,supersense,event,coref"
 NO_EVENTS = "entity,quote,supersense,coref"
 
@@ -38,7 +38,7 @@ def texts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     short.write_text(dialogue.read_text(encoding="utf-8")[:3000], encoding="utf-8")
     # Upstream reads files with universal newlines; our engine takes text from HTTP as it comes.
     crlf = folder / "crlf.txt"
-    novel = (SHARED_DATA / "texts" / "the_call_of_the_wild.txt").read_text(encoding="utf-8")[:4000]
+    novel = text_path("the_call_of_the_wild.txt").read_text(encoding="utf-8")[:4000]
     crlf.write_bytes(novel.replace("\n", "\r\n").encode("utf-8"))
     return {"dialogue": dialogue, "narration": FIXTURES / "christmas_carol_stave1_excerpt.txt",
             "short": short, "crlf": crlf}

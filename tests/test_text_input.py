@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import codecs
 import gzip
-from pathlib import Path
 
 import pytest
 
+from benchmarks.corpus import text_path
 from booknlp_api.engine.errors import InvalidInput, InvalidText
 from booknlp_api.engine.text import TextTooLarge, UndecodableText, UnknownCharset, decode_text, strip_gutenberg
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CAROL = SHARED_DATA / "texts" / "a_christmas_carol_gutenberg.txt"
+CAROL = text_path("a_christmas_carol_gutenberg.txt")
 LINE = "“Bah,” said Scrooge, “Humbug!” — naïve café."
 
 

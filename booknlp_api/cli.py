@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from booknlp_api.config import Settings
 
@@ -97,11 +98,83 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from booknlp_api.api.serve import serve
+    from booknlp_api.api.serve import exposure_refusal, serve
 
     updates = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
-    serve(settings.model_copy(update=updates))
+    settings = settings.model_copy(update=updates)
+    if refusal := exposure_refusal(settings, insecure=args.insecure):
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    serve(settings)
     return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from booknlp_api.jobs.key_file import valid_key_name
+    from booknlp_api.jobs.keys import KeyExists, KeyLimits, KeyStore, hash_key
+
+    if args.keys_command == "hash":
+        print(hash_key(sys.stdin.readline().strip()))
+        return 0
+    store = KeyStore(settings.data_dir / "jobs.sqlite3")
+    try:
+        if args.keys_command == "create":
+            if not valid_key_name(args.name):
+                print(f"error: {args.name!r} is not a key name (letters, digits, . _ @ -)", file=sys.stderr)
+                return 2
+            limits = KeyLimits(args.rate_limit, args.max_active_jobs, args.max_chars_per_day)
+            try:
+                key = store.create(args.name, admin=args.admin, limits=limits)
+            except KeyExists:
+                print(f"error: a key named {args.name!r} exists (revoked keys keep their name)", file=sys.stderr)
+                return 1
+            print(key)
+            print(f"key {args.name!r}{' (admin)' if args.admin else ''} created; it is shown only this once",
+                  file=sys.stderr)
+        elif args.keys_command == "revoke":
+            if not store.revoke(args.name):
+                print(f"error: no active key named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"key {args.name!r} revoked")
+        else:
+            for key in store.all():
+                state = "revoked" if key.revoked_at is not None else "active"
+                own = ", ".join(f"{k}={v}" for k, v in vars(key.limits).items() if v is not None)
+                print(f"{key.name}\t{state}\t{'admin' if key.admin else 'user'}\t{own or 'default limits'}")
+    finally:
+        store.close()
+    return 0
+
+
+def _rate(value: str) -> str:
+    from booknlp_api.config import check_rate_limit
+
+    try:
+        return check_rate_limit(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
+
+
+def _keys_parser(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="API keys (kept as hashes in the job store, BOOKNLP_DATA_DIR)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="make a key and print it (shown once)")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true", help="sees and cancels every key's jobs")
+    create.add_argument("--rate-limit", type=_rate, help="its own request rate, e.g. 120/minute")
+    create.add_argument("--max-active-jobs", type=_positive, help="its own limit of jobs queued or running at once")
+    create.add_argument("--max-chars-per-day", type=_positive, help="its own limit of characters submitted per day")
+    key_commands.add_parser("list", help="every key: name, state, role, own limits (never the key)")
+    revoke = key_commands.add_parser("revoke", help="refuse a key from now on (its jobs stay its own)")
+    revoke.add_argument("name")
+    key_commands.add_parser("hash", help="read a key on standard input, print its sha256: form for a keys file")
+    keys.set_defaults(run=_keys)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -143,7 +216,10 @@ def _parser() -> argparse.ArgumentParser:
     sv = commands.add_parser("serve", help="run the HTTP service")
     sv.add_argument("--host")
     sv.add_argument("--port", type=int)
+    sv.add_argument("--insecure", action="store_true",
+                    help="allow BOOKNLP_AUTH=disabled on a non-loopback address (authentication done in front)")
     sv.set_defaults(run=_serve)
+    _keys_parser(commands)
 
     wk = commands.add_parser("worker", help="run queued jobs (the API starts BOOKNLP_WORKERS of these itself)")
     wk.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it dies")

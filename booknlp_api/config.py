@@ -6,7 +6,8 @@ import importlib.util
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from limits import parse_many
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 UPSTREAM_MODELS_URL = "http://people.ischool.berkeley.edu/~dbamman/booknlp_models/"
@@ -62,6 +63,25 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long the running job may take to finish before it is re-queued."
     )
+    job_timeout_seconds: float | None = Field(
+        None, gt=0, description="Longest a job may run before it fails with code `timeout`; unset: no limit."
+    )
+    job_timeout_seconds_per_1000_chars: float = Field(
+        0.0, ge=0, description="Added to job_timeout_seconds for every 1,000 characters of the job's text."
+    )
+
+    auth: Literal["required", "disabled"] = Field(
+        "required", description="required: every route but the probes needs an API key; disabled: none does."
+    )
+    api_keys_file: Path | None = Field(
+        None, description="Extra keys, one per line: NAME KEY-or-sha256:HEX [admin] [limit=value ...]."
+    )
+    rate_limit: str = Field("60/minute", description="Requests per key, in `limits` notation (N/second|minute|hour).")
+    max_active_jobs_per_key: int = Field(10, ge=1, description="Jobs one key may have queued or running at once.")
+    max_chars_per_day: int = Field(20_000_000, ge=1, description="Characters one key may submit per day.")
+    rate_limit_storage: str = Field(
+        "memory://", description="Where the `limits` counters live (its storage URI); memory: this API process."
+    )
 
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> Settings:
@@ -69,6 +89,22 @@ class Settings(BaseSettings):
         if self.lease_seconds < 2 * self.heartbeat_seconds:
             raise ValueError("lease_seconds must be at least twice heartbeat_seconds")
         return self
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        return check_rate_limit(value)
+
+
+def check_rate_limit(value: str) -> str:
+    """A single rate in the `limits` notation, such as ``60/minute``; a clear error otherwise."""
+    try:
+        parsed = parse_many(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a rate such as 60/minute") from exc
+    if len(parsed) != 1:
+        raise ValueError(f"{value!r}: give one rate, such as 60/minute")
+    return value
 
 
 def resolve_spacy_model(configured: str | None) -> str:

@@ -12,6 +12,17 @@ from fastapi.testclient import TestClient
 from booknlp_api.config import Settings
 from booknlp_api.engine.service import NLPService
 
+TEST_KEY = "bnlp_the-test-suites-own-key"
+AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
+"""The suite talks to the service as a deployment would, with auth on; tests about auth make their own keys."""
+
+
+def keys_file(folder: Path) -> Path:
+    """A keys file (as a deployment mounts one) with the suite's key, whose rate no polling loop can spend."""
+    path = folder / "api-keys"
+    path.write_text(f"tests {TEST_KEY} rate_limit=100000/minute\n", encoding="utf-8")
+    return path
+
 
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -31,9 +42,10 @@ def api_client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     """
     from booknlp_api.api.app import create_app
 
+    data_dir = tmp_path_factory.mktemp("api-data")
     settings = Settings(models_dir=tiny_models_dir, model="tiny", max_analyze_chars=50_000, max_job_bytes=400_000,
-                        max_queued_jobs=2, data_dir=tmp_path_factory.mktemp("api-data"), result_cache=False)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+                        max_queued_jobs=2, data_dir=data_dir, result_cache=False, api_keys_file=keys_file(data_dir))
+    with TestClient(create_app(settings), raise_server_exceptions=False, headers=AUTH) as client:
         wait_until_ready(client)
         yield client
 

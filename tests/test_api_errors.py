@@ -17,6 +17,7 @@ from booknlp_api.api.errors import from_engine
 from booknlp_api.api.runtime import Runtime
 from booknlp_api.config import Settings
 from booknlp_api.engine.errors import Cancelled, DeviceOutOfMemory, InvalidInput, StageFailed
+from tests.conftest import AUTH, keys_file
 
 JSON = {"content-type": "application/json"}
 
@@ -44,9 +45,10 @@ def faulty_client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactor
     whose ``analyze`` a test replaces to make the analysis fail (a worker process is out of its reach)."""
     from booknlp_api.api.app import create_app
 
+    data_dir = tmp_path_factory.mktemp("faulty-data")
     settings = Settings(models_dir=tiny_models_dir, model="tiny", max_queued_jobs=2, workers=0, result_cache=False,
-                        data_dir=tmp_path_factory.mktemp("faulty-data"))
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+                        data_dir=data_dir, api_keys_file=keys_file(data_dir))
+    with TestClient(create_app(settings), raise_server_exceptions=False, headers=AUTH) as client:
         runtime_of(client).jobs.start()
         yield client
 

@@ -21,6 +21,7 @@ import pytest
 
 from benchmarks.corpus import text_path
 from booknlp_api.jobs.store import JobStore
+from tests.conftest import AUTH, keys_file
 
 CLI = Path(sys.executable).with_name("booknlp-api")
 
@@ -51,13 +52,14 @@ def served(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     port = _free_port()
     folder = tmp_path_factory.mktemp("server")
     env = {**os.environ, "BOOKNLP_MODELS_DIR": str(tiny_models_dir), "BOOKNLP_MODEL": "tiny",
-           "BOOKNLP_LOG_LEVEL": "warning", "BOOKNLP_TORCH_THREADS": "1", "BOOKNLP_DATA_DIR": str(folder / "data")}
+           "BOOKNLP_LOG_LEVEL": "warning", "BOOKNLP_TORCH_THREADS": "1", "BOOKNLP_DATA_DIR": str(folder / "data"),
+           "BOOKNLP_API_KEYS_FILE": str(keys_file(folder))}
     log_path = folder / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=AUTH) as client:
             _wait_until_ready(client, process, log_path)
             yield Served(client, folder / "data")
     finally:

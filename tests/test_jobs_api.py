@@ -24,7 +24,7 @@ from booknlp_api.engine.native import EXTENSIONS
 from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.store import WorkerRecord
-from tests.conftest import wait_until_ready
+from tests.conftest import AUTH, keys_file, wait_until_ready
 
 NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
 CHAPTER = NOVEL[:12_000]
@@ -36,9 +36,10 @@ FAST = ["supersense"]
 def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     from booknlp_api.api.app import create_app
 
-    settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path_factory.mktemp("jobs-data"),
-                        max_job_chars=100_000, shutdown_grace_seconds=0)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    data_dir = tmp_path_factory.mktemp("jobs-data")
+    settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=data_dir, max_job_chars=100_000,
+                        shutdown_grace_seconds=0, api_keys_file=keys_file(data_dir))
+    with TestClient(create_app(settings), raise_server_exceptions=False, headers=AUTH) as client:
         wait_until_ready(client)
         yield client
 

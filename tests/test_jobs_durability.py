@@ -22,6 +22,7 @@ import pytest
 from benchmarks.corpus import text_path
 from booknlp_api.jobs.queue import HueyJobQueue
 from booknlp_api.jobs.store import JobStore
+from tests.conftest import AUTH, keys_file
 
 NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
 CLI = Path(sys.executable).with_name("booknlp-api")
@@ -34,10 +35,10 @@ class Server:
         self.data_dir = data_dir
         self.env = {**os.environ, "BOOKNLP_MODELS_DIR": str(models_dir), "BOOKNLP_MODEL": "tiny",
                     "BOOKNLP_DATA_DIR": str(data_dir), "BOOKNLP_TORCH_THREADS": "1", "BOOKNLP_LOG_LEVEL": "info",
-                    "BOOKNLP_SHUTDOWN_GRACE_SECONDS": "1"}
+                    "BOOKNLP_SHUTDOWN_GRACE_SECONDS": "1", "BOOKNLP_API_KEYS_FILE": str(keys_file(data_dir.parent))}
         self.log = data_dir.parent / f"{data_dir.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = httpx.Client(timeout=60)
+        self.client = httpx.Client(timeout=60, headers=AUTH)
 
     def start(self) -> None:
         port = _free_port()

@@ -188,6 +188,22 @@ def test_a_workers_table_from_before_readiness_gains_its_columns_and_records_sta
     assert (workers["old"].state, workers["old"].error) == ("failed", "no model")
 
 
+def test_a_jobs_table_from_before_api_keys_gains_an_owner_and_old_jobs_stay_visible(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    JobStore(path).close()
+    with sqlite3.connect(path) as db:  # as released before keys: no owner column, no index on it
+        db.execute("drop index jobs_owner_seq")
+        db.execute("alter table jobs drop column owner")
+    db.close()
+    store = JobStore(path)
+    old = store.insert(dataclasses.replace(_record("old"), owner=None))
+    mine = store.insert(dataclasses.replace(_record("mine"), owner="alice"))
+    assert (old.owner, mine.owner) == (None, "alice")
+    assert [job.id for job in store.page(None, 10, 0, "alice")[0]] == ["mine"]
+    assert [job.id for job in store.page(None, 10, 0)[0]] == ["mine", "old"]
+    assert store.count_active("alice") == 1 and store.count_active("bob") == 0
+
+
 @pytest.fixture
 def idle_service(tiny_models_dir: Path, tmp_path: Path) -> JobService:
     """Submissions are recorded and queued, but no worker runs them."""

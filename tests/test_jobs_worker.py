@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from booknlp_api.config import Settings
+from booknlp_api.engine.errors import Cancelled
 from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.service import JobService
@@ -69,3 +70,42 @@ def test_a_job_stuck_inside_a_stage_is_requeued_at_stop_and_its_late_result_refu
         time.sleep(0.05)
     assert jobs.get(job.id).status == "queued"
     assert list(jobs.files.results.iterdir()) == [] and list(jobs.files.work.iterdir()) == []
+
+
+def test_a_job_past_its_time_limit_fails_as_timeout_and_the_worker_runs_the_next(
+        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path, job_timeout_seconds=0.2,
+                        job_timeout_seconds_per_1000_chars=0.1)
+    jobs = JobService(settings, tiny_service)
+    real_analyze = tiny_service.analyze
+    waited: list[float] = []
+
+    def stuck_until_stopped(text: str, **options: Any) -> Any:
+        # A run that only ends when told to, as the engine does at its next stage or batch boundary.
+        if text.startswith("Stuck"):
+            started = time.monotonic()
+            assert options["cancel"].wait(60), "the time limit never stopped the run"
+            waited.append(time.monotonic() - started)
+            raise Cancelled("stopped at a boundary")
+        return real_analyze(text, **options)
+
+    monkeypatch.setattr(jobs.engine, "analyze", stuck_until_stopped)
+    jobs.start()
+    stuck, _ = jobs.submit(Submission(text="Stuck. " * 300, pipeline=("supersense",)))  # 2,100 characters
+    after, _ = jobs.submit(Submission(text="Marley was dead.", pipeline=("supersense",)))
+    assert jobs.worker is not None and jobs.worker.time_limit(stuck) == pytest.approx(0.2 + 0.1 * 2.1)
+
+    failed = _until(jobs, stuck.id, {"failed", "succeeded", "cancelled"})
+    assert failed.status == "failed" and failed.error is not None
+    assert (failed.error.code, failed.error.message) == ("timeout", "the job ran longer than its limit of 0.41 s")
+    assert waited and waited[0] >= 0.4  # not stopped before its limit
+    assert _until(jobs, after.id, {"failed", "succeeded", "cancelled"}).status == "succeeded"
+    assert jobs.worker.alive
+    jobs.worker.stop(grace=5)
+
+
+def test_without_a_time_limit_a_job_is_never_stopped_for_time(tiny_models_dir: Path, tmp_path: Path,
+                                                             tiny_service: NLPService) -> None:
+    jobs = JobService(Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path), tiny_service)
+    job, _ = jobs.submit(Submission(text="Marley was dead."))
+    assert jobs.new_worker().time_limit(job) is None

@@ -32,6 +32,7 @@ from booknlp_api.jobs.errors import (
     JobsError,
     QueueFull,
     ResultExpired,
+    TooManyActiveJobs,
 )
 from booknlp_api.jobs.records import JobError
 
@@ -104,6 +105,9 @@ def from_job_error(error: JobError) -> ApiError:
 def from_jobs(exc: JobsError) -> ApiError:
     if isinstance(exc, QueueFull):
         return ApiError(503, "queue_full", str(exc), {"queued": exc.queued}, {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, TooManyActiveJobs):
+        return ApiError(429, "too_many_active_jobs", str(exc), {"active": exc.active, "limit": exc.limit},
+                        {"Retry-After": str(exc.retry_after), "RateLimit-Policy": f'"active-jobs";q={exc.limit}'})
     if isinstance(exc, JobNotFinished | JobAlreadyFinished):
         code = "job_not_finished" if isinstance(exc, JobNotFinished) else "job_finished"
         return ApiError(409, code, str(exc), {"status": exc.job.status})

@@ -10,9 +10,13 @@ import importlib.metadata
 import logging
 from dataclasses import dataclass
 
+from booknlp_api.api.auth import Keyring
+from booknlp_api.api.ratelimit import RateLimits
 from booknlp_api.api.schemas import Versions
 from booknlp_api.config import Settings
 from booknlp_api.engine.service import NLPService
+from booknlp_api.jobs.key_file import KeyFile
+from booknlp_api.jobs.keys import KeyStore
 from booknlp_api.jobs.service import JobService
 from booknlp_api.jobs.supervisor import Supervisor
 
@@ -26,18 +30,27 @@ class Runtime:
     jobs: JobService
     supervisor: Supervisor
     versions: Versions
+    keyring: Keyring
+    rate_limits: RateLimits
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
         service = NLPService(settings)
+        key_file = KeyFile(settings.api_keys_file) if settings.api_keys_file is not None else None
+        keyring = Keyring(KeyStore(settings.data_dir / "jobs.sqlite3"), key_file)
+        if settings.auth == "required" and not keyring.keys():
+            log.warning("no API keys: every request but the probes will be refused; create one with "
+                        "`booknlp-api keys create NAME` or mount BOOKNLP_API_KEYS_FILE")
         runtime = cls(settings=settings, service=service, jobs=JobService(settings, service),
-                      supervisor=Supervisor(settings), versions=collect_versions(service.spacy_model))
+                      supervisor=Supervisor(settings), versions=collect_versions(service.spacy_model),
+                      keyring=keyring, rate_limits=RateLimits(settings))
         runtime.supervisor.start()
         return runtime
 
     def stop(self) -> None:
         self.supervisor.stop()
         self.jobs.stop()
+        self.keyring.store.close()
 
 
 def max_body_bytes(settings: Settings) -> int:

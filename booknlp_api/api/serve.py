@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+
 import uvicorn
 
 from booknlp_api.api.app import create_app
 from booknlp_api.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def exposure_refusal(settings: Settings, *, insecure: bool) -> str | None:
+    """Why serving would expose every job to anyone who can reach the port; None when it is safe or allowed."""
+    if settings.auth == "required" or is_loopback(settings.host):
+        return None
+    if insecure:
+        log.warning("serving on %s with BOOKNLP_AUTH=disabled (--insecure): anyone who reaches the port can read, "
+                    "submit and cancel every job", settings.host)
+        return None
+    return (f"refusing to serve on {settings.host} with BOOKNLP_AUTH=disabled: anyone who reaches the port could "
+            "read, submit and cancel every job. Use API keys (BOOKNLP_AUTH=required, the default), listen on "
+            "127.0.0.1, or pass --insecure if something in front of the service does the authentication")
 
 
 def serve(settings: Settings) -> None:

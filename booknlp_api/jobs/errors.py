@@ -3,6 +3,7 @@
     JobsError
     ├── JobNotFound          no such job                                           (404)
     ├── QueueFull            max_queued_jobs are waiting; retry_after seconds      (503)
+    ├── TooManyActiveJobs    the key has its maximum of jobs queued or running     (429)
     ├── IdempotencyConflict  the key was used for a different request              (422)
     ├── JobNotFinished       its result was asked for before it succeeded          (409)
     ├── JobAlreadyFinished   cancelling a job that has ended                       (409)
@@ -29,6 +30,15 @@ class QueueFull(JobsError):
     def __init__(self, queued: int, retry_after: int) -> None:
         super().__init__(f"the queue is full: {queued} jobs are waiting; retry in about {retry_after} s")
         self.queued = queued
+        self.retry_after = retry_after
+
+
+class TooManyActiveJobs(JobsError):
+    def __init__(self, active: int, limit: int, retry_after: int) -> None:
+        super().__init__(f"this key already has {active} jobs queued or running, its limit; retry when one has "
+                         f"finished (in about {retry_after} s)")
+        self.active = active
+        self.limit = limit
         self.retry_after = retry_after
 
 

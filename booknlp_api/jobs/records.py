@@ -30,6 +30,8 @@ class Submission:
     idempotency_key: str | None = None
     text_offset: int = 0
     """Characters cut from the front of the submitted text (Gutenberg header) before ``text``."""
+    owner: str | None = None
+    """The API key's name that submits it; None when the service runs without keys."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Job:
     heartbeat_at: float | None = None
     attempts: int = 0
     cancel_requested: bool = False
+    owner: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -22,7 +22,13 @@ from booknlp_api.engine.errors import InvalidText, ModelNotAvailable
 from booknlp_api.engine.pipeline import parse_pipeline
 from booknlp_api.engine.service import NLPService
 from booknlp_api.engine.text import TextTooLarge
-from booknlp_api.jobs.errors import IdempotencyConflict, JobAlreadyFinished, JobNotFound, QueueFull
+from booknlp_api.jobs.errors import (
+    IdempotencyConflict,
+    JobAlreadyFinished,
+    JobNotFound,
+    QueueFull,
+    TooManyActiveJobs,
+)
 from booknlp_api.jobs.files import JobFiles
 from booknlp_api.jobs.queue import HueyJobQueue, JobQueue
 from booknlp_api.jobs.records import Job, Submission
@@ -58,15 +64,22 @@ class JobService:
             self.worker.stop(self.settings.shutdown_grace_seconds)
 
     # -- submitting -------------------------------------------------------------------------------
-    def submit(self, submission: Submission) -> tuple[Job, bool]:
-        """The job for this submission, and whether it is new (False: the Idempotency-Key's earlier job)."""
+    def submit(self, submission: Submission, max_active: int | None = None) -> tuple[Job, bool]:
+        """The job for this submission, and whether it is new (False: the Idempotency-Key's earlier job).
+
+        ``max_active``: how many jobs the submission's owner may have queued or running at once.
+        """
         job = self._new_job(submission)
-        if submission.idempotency_key and (earlier := self.store.by_idempotency_key(submission.idempotency_key)):
+        if job.idempotency_key and (earlier := self.store.by_idempotency_key(job.idempotency_key)):
             return self._same_request(earlier, job), False
         if submission.cache and self.settings.result_cache:
             source = self.store.cached_source(job.cache_key, job.created_at)
             if source is not None and source.result_dir is not None:
                 return self._insert(self._from_cache(job, source)), True
+        if max_active is not None and submission.owner is not None:
+            active = self.store.count_active(submission.owner)
+            if active >= max_active:
+                raise TooManyActiveJobs(active, max_active, self._retry_after())
         queued = self.store.count("queued")
         if queued >= self.settings.max_queued_jobs:
             raise QueueFull(queued, self._retry_after())
@@ -92,10 +105,14 @@ class JobService:
                                     available)
         cache_key = self._cache_key(text, model, pipeline, submission.book_id)
         request = json.dumps([cache_key, submission.sections, submission.text_offset])
+        # Idempotency keys are the client's own namespace: two API keys may both send "retry-1".
+        idempotency_key = submission.idempotency_key
+        if idempotency_key is not None and submission.owner is not None:
+            idempotency_key = f"{submission.owner}\n{idempotency_key}"
         return Job(id=uuid.uuid4().hex, seq=0, status="queued", book_id=submission.book_id, model=model,
                    pipeline=pipeline, sections=submission.sections, text_chars=len(text),
                    text_offset=submission.text_offset, cache_key=cache_key, created_at=time.time(),
-                   idempotency_key=submission.idempotency_key,
+                   idempotency_key=idempotency_key, owner=submission.owner,
                    request_hash=hashlib.sha256(request.encode()).hexdigest())
 
     def _cache_key(self, text: str, model: str, pipeline: tuple[str, ...], book_id: str) -> str:
@@ -111,8 +128,10 @@ class JobService:
         now = time.time()
         same_json = chosen_sections(job) == chosen_sections(source)
         copy = self.files.copy_result(source.result_dir, job.id, with_json=same_json)
+        # Another key's job is never named: its id would tell this client that someone sent the same text.
+        cached_from = source.id if source.owner == job.owner else None
         return dataclasses.replace(job, status="succeeded", started_at=now, finished_at=now,
-                                   expires_at=now + self.settings.job_ttl_seconds, cached_from=source.id,
+                                   expires_at=now + self.settings.job_ttl_seconds, cached_from=cached_from,
                                    analysis=source.analysis, result_dir=copy)
 
     def _insert(self, job: Job, *, text: bool = False) -> Job:
@@ -133,7 +152,7 @@ class JobService:
     def _same_request(earlier: Job, job: Job) -> Job:
         if earlier.request_hash != job.request_hash:
             assert job.idempotency_key is not None
-            raise IdempotencyConflict(job.idempotency_key, earlier.id)
+            raise IdempotencyConflict(job.idempotency_key.rsplit("\n", 1)[-1], earlier.id)
         return earlier
 
     def _retry_after(self) -> int:
@@ -142,17 +161,18 @@ class JobService:
         return int(min(high, max(low, seconds)))
 
     # -- looking up -------------------------------------------------------------------------------
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, owner: str | None = None) -> Job:
+        """The job; with ``owner``, only if it is theirs (another's job is 'not found', never 'forbidden')."""
         job = self.store.get(job_id)
-        if job is None:
+        if job is None or (owner is not None and job.owner != owner):
             raise JobNotFound(job_id)
         return job
 
     def position(self, job: Job) -> int | None:
         return self.store.queue_position(job) if job.status == "queued" else None
 
-    def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
-        return self.store.page(status, limit, offset)
+    def page(self, status: str | None, limit: int, offset: int, owner: str | None = None) -> tuple[list[Job], int]:
+        return self.store.page(status, limit, offset, owner)
 
     async def wait(self, job_id: str, timeout: float) -> Job:
         """The job once finished, or as it is after ``timeout`` seconds."""
@@ -174,9 +194,9 @@ class JobService:
         return sorted(workers, key=lambda w: w.heartbeat_at, reverse=True)
 
     # -- cancelling -------------------------------------------------------------------------------
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, owner: str | None = None) -> Job:
         """Cancel a queued job now; ask a running one to stop at its next stage or batch boundary."""
-        job = self.get(job_id)
+        job = self.get(job_id, owner)
         if job.finished:
             raise JobAlreadyFinished(job)
         now = time.time()

@@ -46,7 +46,8 @@ create table if not exists jobs (
     worker_id text,
     heartbeat_at real,
     attempts integer not null default 0,
-    cancel_requested integer not null default 0
+    cancel_requested integer not null default 0,
+    owner text
 );
 create index if not exists jobs_status_seq on jobs (status, seq);
 create index if not exists jobs_cache_key on jobs (cache_key, status);
@@ -64,12 +65,13 @@ create table if not exists workers (
 """
 
 _WORKER_COLUMNS = {"state": "text not null default 'loading'", "error": "text", "device": "text", "models": "text"}
-"""Columns added to ``workers`` since its first release; older databases gain them when opened."""
+_JOB_COLUMNS = {"owner": "text"}
+"""Columns added to ``workers`` and ``jobs`` since their first release; older databases gain them when opened."""
 WorkerState = Literal["loading", "ready", "failed"]
 
 _INSERTED = ("id", "status", "book_id", "model", "pipeline", "sections", "text_chars", "text_offset", "cache_key",
              "cached_from", "idempotency_key", "request_hash", "created_at", "started_at", "finished_at",
-             "expires_at", "analysis", "result_dir")
+             "expires_at", "analysis", "result_dir", "owner")
 
 
 class DuplicateKey(Exception):
@@ -104,14 +106,16 @@ class JobStore:
         self._conn.execute("pragma synchronous=normal")
         with self._lock:
             self._conn.executescript(_SCHEMA)
-            self._add_worker_columns()
+            self._add_columns("workers", _WORKER_COLUMNS)
+            self._add_columns("jobs", _JOB_COLUMNS)
+            self._conn.execute("create index if not exists jobs_owner_seq on jobs (owner, seq)")
 
-    def _add_worker_columns(self) -> None:
-        present = {row["name"] for row in self._conn.execute("pragma table_info(workers)")}
-        for name, kind in _WORKER_COLUMNS.items():
+    def _add_columns(self, table: str, columns: dict[str, str]) -> None:
+        present = {row["name"] for row in self._conn.execute(f"pragma table_info({table})")}
+        for name, kind in columns.items():
             if name not in present:
                 try:
-                    self._conn.execute(f"alter table workers add column {name} {kind}")
+                    self._conn.execute(f"alter table {table} add column {name} {kind}")
                 except sqlite3.OperationalError as exc:
                     if "duplicate column" not in str(exc):  # else another process added it first
                         raise
@@ -160,15 +164,23 @@ class JobStore:
         rows = self._rows("select * from jobs where idempotency_key = ?", key)
         return _job(rows[0]) if rows else None
 
-    def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
-        """Jobs newest first, optionally of one status, and how many there are in all."""
-        where, params = ("where status = ?", [status]) if status else ("", [])
+    def page(self, status: str | None, limit: int, offset: int, owner: str | None = None) -> tuple[list[Job], int]:
+        """Jobs newest first, optionally of one status and one owner, and how many there are in all."""
+        filters = {"status": status, "owner": owner}
+        params = [value for value in filters.values() if value is not None]
+        where = " and ".join(f"{name} = ?" for name, value in filters.items() if value is not None)
+        where = f"where {where}" if where else ""
         rows = self._rows(f"select * from jobs {where} order by seq desc limit ? offset ?", *params, limit, offset)
         total = self._rows(f"select count(*) from jobs {where}", *params)[0][0]
         return [_job(row) for row in rows], int(total)
 
     def count(self, status: str) -> int:
         return int(self._rows("select count(*) from jobs where status = ?", status)[0][0])
+
+    def count_active(self, owner: str) -> int:
+        """This owner's jobs queued or running."""
+        return int(self._rows("select count(*) from jobs where owner = ? and status in ('queued', 'running')",
+                              owner)[0][0])
 
     def queue_position(self, job: Job) -> int:
         """1 for the next job to run."""

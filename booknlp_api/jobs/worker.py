@@ -6,6 +6,8 @@ and publishes the result atomically (``jobs.files``). A failing job never stops 
 ``stop`` (SIGTERM) the running job gets ``shutdown_grace_seconds`` to finish; after that it is asked
 to stop at the next stage or batch boundary and put back in the queue, and if the engine is deep in
 a stage with no boundary in sight, it is put back regardless and its late result will be refused.
+A job past its time limit (``job_timeout_seconds``) is stopped the same way, at its next boundary, and
+fails with code ``timeout``; the worker goes on to the next job.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ _UNEXPECTED = JobError("internal_error", "an unexpected error occurred; it has b
 class _Running:
     job: Job
     cancel: threading.Event
+    timed_out: threading.Event
+
+
+def _time_up(running: _Running) -> None:
+    # Stops the run at its next stage or batch boundary, as a cancellation does; _run records why.
+    running.timed_out.set()
+    running.cancel.set()
 
 
 class JobWorker:
@@ -164,15 +173,23 @@ class JobWorker:
         job = self.store.claim(job_id, self.record.id, time.time())
         if job is None:
             return  # cancelled while queued, or a duplicate message for a job already run
-        self._running = _Running(job, threading.Event())
+        running = self._running = _Running(job, threading.Event(), threading.Event())
         if job.cancel_requested:
-            self._running.cancel.set()
+            running.cancel.set()
         run = self.files.new_run(job.id)
         log.info("job %s: running (attempt %d)", job.id, job.attempts)
+        limit = self.time_limit(job)
+        timer = threading.Timer(limit, _time_up, (running,)) if limit is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
-            info = self._analyze(job, run, self._running.cancel)
+            info = self._analyze(job, run, running.cancel)
         except Cancelled:
-            self._interrupted(job)
+            if running.timed_out.is_set():
+                self._end(job, "failed", JobError("timeout", f"the job ran longer than its limit of {limit:.3g} s"))
+            else:
+                self._interrupted(job)
         except EngineError as exc:
             self._end(job, "failed", job_error(exc))
         except Exception:
@@ -181,8 +198,17 @@ class JobWorker:
         else:
             self._publish(job, run, info)
         finally:
+            if timer is not None:
+                timer.cancel()
             self.files.discard_run(run)
             self._running = None
+
+    def time_limit(self, job: Job) -> float | None:
+        """Seconds this job may run: the fixed limit plus its share per 1,000 characters; None: no limit."""
+        base = self.settings.job_timeout_seconds
+        if base is None:
+            return None
+        return base + self.settings.job_timeout_seconds_per_1000_chars * job.text_chars / 1000
 
     def _analyze(self, job: Job, run: Path, cancel: threading.Event) -> AnalysisInfo:
         progress = JobProgress(job.pipeline)

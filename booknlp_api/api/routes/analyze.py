@@ -8,12 +8,15 @@ from fastapi import APIRouter, Body, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 
 from booknlp_api.api.analysis import analysis_response, analysis_submission
+from booknlp_api.api.auth import UNAUTHORIZED, CallerDep, authenticate
 from booknlp_api.api.deps import RuntimeDep, require_json
 from booknlp_api.api.job_schemas import JobPublic
+from booknlp_api.api.ratelimit import submit_within_limits
 from booknlp_api.api.schemas import AnalyzeRequest, ErrorResponse
 from booknlp_api.engine.result_schema import AnalysisResult
 
-router = APIRouter(tags=["analysis"])
+router = APIRouter(tags=["analysis"], dependencies=[Depends(authenticate)],
+                   responses=UNAUTHORIZED)
 
 _CHAPTER = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be "
             "in want of a wife. “My dear Mr. Bennet,” said his lady to him one day, “have you heard that "
@@ -37,6 +40,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     415: _error("The body is not declared as `application/json`."),
     422: _error("Invalid request: empty text, unknown pipe or model, a pipe missing its needs, a stage failing."),
     409: _error("The analysis was cancelled (`DELETE /v1/jobs/{id}`) before it finished."),
+    429: _error("Over one of the key's limits (requests per minute, characters per day, jobs at once): "
+                "see `Retry-After`."),
     503: _error("The job queue is full (see `Retry-After`), or the GPU ran out of memory."),
 }
 
@@ -44,7 +49,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/v1/analyze", response_model=AnalysisResult, responses=_ERRORS, summary="Analyse a text now",
              dependencies=[Depends(require_json)])
 async def analyze(request: Annotated[AnalyzeRequest, Body(openapi_examples=_EXAMPLES)],
-                  runtime: RuntimeDep) -> Response:
+                  runtime: RuntimeDep, caller: CallerDep) -> Response:
     """Run BookNLP on `text` and return its result as typed JSON: token count, model, pipeline, device,
     seconds per stage and the requested sections (null when not produced or not asked for).
 
@@ -53,6 +58,6 @@ async def analyze(request: Annotated[AnalyzeRequest, Body(openapi_examples=_EXAM
     `max_analyze_chars` belong to the job API.
     """
     submission = analysis_submission(request, runtime.settings)
-    job, _ = await run_in_threadpool(runtime.jobs.submit, submission)
+    job, _ = await run_in_threadpool(submit_within_limits, runtime.jobs, runtime.rate_limits, caller, submission)
     job = await runtime.jobs.wait(job.id, runtime.settings.analyze_wait_seconds)
     return await analysis_response(runtime.jobs, job)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from booknlp_api.api.auth import UNAUTHORIZED, authenticate
 from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.runtime import max_body_bytes
 from booknlp_api.api.schemas import AvailableModelPublic, InfoPublic, Limits
 from booknlp_api.engine.pipeline import PIPES
 from booknlp_api.engine.result_schema import SECTIONS
 
-router = APIRouter(tags=["info"])
+router = APIRouter(tags=["info"], dependencies=[Depends(authenticate)],
+                   responses=UNAUTHORIZED)
 
 
 @router.get("/v1/info", response_model=InfoPublic, summary="Models, pipes, sections and limits")

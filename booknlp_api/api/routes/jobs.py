@@ -5,18 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from booknlp_api.api.auth import UNAUTHORIZED, CallerDep, authenticate
 from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.job_input import FILE_FIELD, read_submission
 from booknlp_api.api.job_schemas import JobCreate, JobOptions, JobPublic, JobsPublic
+from booknlp_api.api.ratelimit import submit_within_limits
 from booknlp_api.api.schemas import ErrorResponse
 from booknlp_api.engine.result_schema import Section
 from booknlp_api.jobs.records import JobStatus
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(authenticate)],
+                   responses=UNAUTHORIZED)
 
 ResultFormat = Literal["json", "native", "html"]
 
@@ -53,9 +56,11 @@ _SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     415: _error("The body is neither JSON nor multipart/form-data."),
     422: _error("Invalid options, undecodable bytes (the offset is named), empty text, or an Idempotency-Key "
                 "reused for a different request."),
+    429: _error("Over one of the key's limits (requests per minute, characters per day, jobs at once): "
+                "see `Retry-After`."),
     503: _error("`max_queued_jobs` are already waiting; retry after `Retry-After` seconds."),
 }
-_NOT_FOUND = {404: _error("No such job.")}
+_NOT_FOUND = {404: _error("No such job, or another key's job.")}
 _RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "`json`: the analysis (as `POST /v1/analyze`); `native`: a zip of BookNLP's own files; "
                          "`html`: BookNLP's character report.",
@@ -70,12 +75,13 @@ _RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.post("", status_code=202, response_model=JobPublic, responses=_SUBMIT_ERRORS, openapi_extra=_submission_body(),
              summary="Submit a book")
-async def create_job(request: Request, response: Response, runtime: RuntimeDep) -> JobPublic:
+async def create_job(request: Request, response: Response, runtime: RuntimeDep, caller: CallerDep) -> JobPublic:
     """Queue a text for analysis and answer at once with the job. Send JSON (`JobCreate`) or upload the text
     as a file (multipart, field `file`, other options as form fields). With an `Idempotency-Key` header, a
     retried submission returns the job the first one created instead of a second job."""
     submission = await read_submission(request, runtime.settings)
-    job, created = await run_in_threadpool(runtime.jobs.submit, submission)
+    job, created = await run_in_threadpool(submit_within_limits, runtime.jobs, runtime.rate_limits, caller,
+                                           submission)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -83,30 +89,31 @@ async def create_job(request: Request, response: Response, runtime: RuntimeDep) 
 
 
 @router.get("", response_model=JobsPublic, summary="List jobs")
-def list_jobs(runtime: RuntimeDep, status: JobStatus | None = None,
+def list_jobs(runtime: RuntimeDep, caller: CallerDep, status: JobStatus | None = None,
               limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0)] = 0) -> JobsPublic:
-    """Jobs newest first, optionally only those with one `status`, a page at a time."""
-    jobs, total = runtime.jobs.page(status, limit, offset)
+    """The caller's jobs (an admin key: every job) newest first, optionally only those with one `status`, a page
+    at a time."""
+    jobs, total = runtime.jobs.page(status, limit, offset, caller.scope)
     return JobsPublic(jobs=[JobPublic.of(job, runtime.jobs.position(job)) for job in jobs], total=total,
                       limit=limit, offset=offset)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=_NOT_FOUND, summary="A job's status and progress")
-def get_job(job_id: str, runtime: RuntimeDep) -> JobPublic:
+def get_job(job_id: str, runtime: RuntimeDep, caller: CallerDep) -> JobPublic:
     """Status, place in the queue, progress (overall fraction, stage by stage, ETA), timestamps, and the
     error when it failed."""
-    job = runtime.jobs.get(job_id)
+    job = runtime.jobs.get(job_id, caller.scope)
     return JobPublic.of(job, runtime.jobs.position(job))
 
 
 @router.get("/{job_id}/result", response_class=Response, responses=_RESULT_RESPONSES, summary="A job's result")
-async def get_result(job_id: str, runtime: RuntimeDep,
+async def get_result(job_id: str, runtime: RuntimeDep, caller: CallerDep,
                      result_format: Annotated[ResultFormat, Query(alias="format")] = "json",
                      sections: Annotated[list[Section] | None, Query()] = None,
                      exclude: Annotated[list[Section] | None, Query()] = None) -> Response:
     """The result of a succeeded job: typed JSON (`sections`/`exclude` narrow it), BookNLP's native files as
     a zip (`format=native`), or its HTML report (`format=html`)."""
-    job, results = runtime.jobs.get(job_id), runtime.jobs.results
+    job, results = runtime.jobs.get(job_id, caller.scope), runtime.jobs.results
     if result_format == "native":
         return FileResponse(await run_in_threadpool(results.native_zip, job), media_type="application/zip",
                             filename=f"{job.book_id}.zip")
@@ -120,10 +127,10 @@ async def get_result(job_id: str, runtime: RuntimeDep,
 
 @router.delete("/{job_id}", response_model=JobPublic, responses={**_NOT_FOUND, 409: _error("The job has ended.")},
                summary="Cancel a job")
-def cancel_job(job_id: str, response: Response, runtime: RuntimeDep) -> JobPublic:
+def cancel_job(job_id: str, response: Response, runtime: RuntimeDep, caller: CallerDep) -> JobPublic:
     """Cancel a queued job (200, `cancelled`), or ask a running one to stop at its next stage or batch
     boundary (202, still `running` with `cancel_requested`); the worker then takes the next job."""
-    job = runtime.jobs.cancel(job_id)
+    job = runtime.jobs.cancel(job_id, caller.scope)
     if job.status == "running":
         response.status_code = 202
     return JobPublic.of(job, runtime.jobs.position(job))

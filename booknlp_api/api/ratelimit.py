@@ -1,0 +1,98 @@
+"""Per-key limits on requests and on characters submitted, counted with the ``limits`` library.
+
+Requests use a moving window (exact: ``Retry-After`` is when the oldest counted request leaves it);
+characters a sliding-window counter (a novel costs its length in one counter update, not one entry per
+character). The counters live in the storage named by ``rate_limit_storage`` (``memory://``: this API
+process, right while one API process runs; another ``limits`` storage is a setting away). The third
+limit, jobs queued or running at once, is counted in the job store (``JobService.submit``).
+
+Over a limit: 429 with ``Retry-After`` and the ``RateLimit-Policy``/``RateLimit`` headers of the IETF
+draft (``"requests";q=60;w=60`` and ``"requests";r=0;t=12``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+from limits import RateLimitItem, RateLimitItemPerDay, parse
+from limits.storage import Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
+
+from booknlp_api.api.auth import Caller
+from booknlp_api.api.errors import ApiError
+from booknlp_api.config import Settings
+from booknlp_api.jobs.keys import ApiKey, KeyLimits
+from booknlp_api.jobs.records import Job, Submission
+from booknlp_api.jobs.service import JobService
+
+
+class RateLimits:
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        self.defaults = KeyLimits(rate_limit=settings.rate_limit, max_active_jobs=settings.max_active_jobs_per_key,
+                                  max_chars_per_day=settings.max_chars_per_day)
+        self.storage = storage or storage_from_string(settings.rate_limit_storage)
+        self._requests = MovingWindowRateLimiter(self.storage)
+        self._chars = SlidingWindowCounterRateLimiter(self.storage)
+
+    def of(self, key: ApiKey) -> KeyLimits:
+        """The key's limits: its own where it has them, the service's defaults elsewhere."""
+        own = key.limits
+        return KeyLimits(rate_limit=own.rate_limit or self.defaults.rate_limit,
+                         max_active_jobs=own.max_active_jobs or self.defaults.max_active_jobs,
+                         max_chars_per_day=own.max_chars_per_day or self.defaults.max_chars_per_day)
+
+    def count_request(self, key: ApiKey) -> None:
+        """Count one request of this key; 429 when its rate is spent."""
+        rate = self.of(key).rate_limit
+        assert rate is not None
+        item = parse(rate)
+        if not self._requests.hit(item, "requests", key.name):
+            raise self._refusal(self._requests, item, key, "requests", 1,
+                                f"this key may send {item.amount} requests per {_window(item)}")
+
+    def check_chars(self, key: ApiKey, chars: int) -> RateLimitItem:
+        """429 when ``chars`` more characters today would pass the key's daily allowance."""
+        item = RateLimitItemPerDay(self.of(key).max_chars_per_day or 1)
+        if not self._chars.test(item, "chars", key.name, cost=chars):
+            raise self._refusal(self._chars, item, key, "chars", chars,
+                                f"this key may submit {item.amount} characters per day; this text has {chars}")
+        return item
+
+    def charge_chars(self, key: ApiKey, chars: int) -> None:
+        """Count characters of a submission accepted after ``check_chars``."""
+        item = RateLimitItemPerDay(self.of(key).max_chars_per_day or 1)
+        self._chars.hit(item, "chars", key.name, cost=chars)
+
+    @staticmethod
+    def _refusal(limiter: RateLimiter, item: RateLimitItem, key: ApiKey, policy: str, cost: int,
+                 message: str) -> ApiError:
+        stats = limiter.get_window_stats(item, policy, key.name)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        if cost > item.amount:
+            retry_after = item.get_expiry()  # never fits in one window; say when a new one starts at the latest
+        headers = {"Retry-After": str(retry_after),
+                   "RateLimit-Policy": f'"{policy}";q={item.amount};w={item.get_expiry()}',
+                   "RateLimit": f'"{policy}";r={stats.remaining};t={retry_after}'}
+        details = {"limit": policy, "quota": item.amount, "window_seconds": item.get_expiry(),
+                   "remaining": stats.remaining, "retry_after": retry_after}
+        return ApiError(429, "rate_limited", f"{message}; retry in {retry_after} s", details, headers)
+
+
+def _window(item: RateLimitItem) -> str:
+    return item.GRANULARITY.name if item.multiples == 1 else f"{item.multiples} {item.GRANULARITY.name}s"
+
+
+def submit_within_limits(jobs: JobService, limits: RateLimits, caller: Caller,
+                         submission: Submission) -> tuple[Job, bool]:
+    """Submit as the caller's own job, within its characters per day and jobs at once (blocking: a thread)."""
+    if caller.key is None:
+        return jobs.submit(submission)
+    chars = len(submission.text)
+    limits.check_chars(caller.key, chars)
+    job, created = jobs.submit(dataclasses.replace(submission, owner=caller.owner),
+                               max_active=limits.of(caller.key).max_active_jobs)
+    if created:
+        limits.charge_chars(caller.key, chars)
+    return job, created

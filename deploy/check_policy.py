@@ -124,6 +124,10 @@ def check_compose(fields: set[str]) -> None:
         for path in ("/models", "/data"):
             expect(mounts.get(path) in compose.get("volumes", {}), f"compose: {name} needs a named volume at {path}")
         check_env_names(f"compose {name}", set(service.get("environment", {})), fields)
+        keys_file = service.get("environment", {}).get("BOOKNLP_API_KEYS_FILE")
+        expect("api-keys" in service.get("secrets", []) and keys_file == "/run/secrets/api-keys",
+               f"compose: {name} must read its API keys from the secret api-keys (/run/secrets/api-keys)")
+    expect("api-keys" in compose.get("secrets", {}), "compose: the api-keys secret must be declared")
 
 
 def rendered(path: Path) -> dict[str, list[dict]]:
@@ -170,6 +174,7 @@ def check_chart(path: Path, variant: str, fields: set[str]) -> None:
     claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
     made = {c["metadata"]["name"] for c in kinds.get("PersistentVolumeClaim", [])}
     expect(made & claims, f"{where}: the data claim must be created by the chart and mounted")
+    check_chart_auth(where, pod, container, env, with_secret=variant == "ingress")
     if variant == "ingress":
         (ingress,) = kinds.get("Ingress", [{}])
         (service,) = kinds["Service"]
@@ -180,6 +185,24 @@ def check_chart(path: Path, variant: str, fields: set[str]) -> None:
                f"{where}: Ingress must route to a named port of the Service ({sorted(backends)})")
     else:
         expect("Ingress" not in kinds, f"{where}: no Ingress unless ingress.enabled")
+
+
+def check_chart_auth(where: str, pod: dict, container: dict, env: dict, *, with_secret: bool) -> None:
+    """Keys are required by default; a keys secret is mounted read-only where BOOKNLP_API_KEYS_FILE points."""
+    expect(env.get("BOOKNLP_AUTH") == "required" and "--insecure" not in container.get("args", []),
+           f"{where}: API keys must be required (BOOKNLP_AUTH=required, no --insecure) by default")
+    secrets = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+    mounts = {m["name"]: m for m in container.get("volumeMounts", []) if m["name"] in secrets}
+    keys_file = env.get("BOOKNLP_API_KEYS_FILE")
+    if not with_secret:
+        expect(not secrets and keys_file is None, f"{where}: no keys secret unless auth.existingSecret is set")
+        return
+    expect(len(mounts) == 1 and all(m.get("readOnly") for m in mounts.values()),
+           f"{where}: the keys secret must be mounted once, read-only")
+    expect(any(keys_file and keys_file.startswith(m["mountPath"] + "/") for m in mounts.values()),
+           f"{where}: BOOKNLP_API_KEYS_FILE ({keys_file}) must point into the mounted keys secret")
+    expect(all(s.get("defaultMode", 0o644) & 0o007 == 0 for s in secrets.values()),
+           f"{where}: the keys secret must not be world-readable")
 
 
 def main(argv: list[str]) -> int:

@@ -18,9 +18,10 @@ AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 
 
 def keys_file(folder: Path) -> Path:
-    """A keys file (as a deployment mounts one) with the suite's key, whose rate no polling loop can spend."""
+    """A keys file (as a deployment mounts one) with the suite's key, with limits no test of other things reaches."""
     path = folder / "api-keys"
-    path.write_text(f"tests {TEST_KEY} rate_limit=100000/minute\n", encoding="utf-8")
+    path.write_text(f"tests {TEST_KEY} rate_limit=100000/minute max_active_jobs=100000 max_chars_per_day=10000000000\n",
+                    encoding="utf-8")
     return path
 
 

@@ -205,8 +205,9 @@ def main() -> None:
 
             models_dir = Path(scratch) / "models"
             synthesize("tiny", models_dir)
+        # No API keys: a loopback server measuring the queue, comparable with figures from before keys existed.
         settings = Settings(models_dir=models_dir, model="tiny", data_dir=Path(scratch) / "data", torch_threads=1,
-                            log_level="warning", max_queued_jobs=10_000, max_job_bytes=4_000_000)
+                            log_level="warning", max_queued_jobs=10_000, max_job_bytes=4_000_000, auth="disabled")
         with serving(settings) as (client, jobs):
             queue_latency(client, jobs, args.jobs)
             http_latency(client, jobs, args.text or text_path("emma.txt"))

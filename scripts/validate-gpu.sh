@@ -103,7 +103,8 @@ EOF
 PORT=$("$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 BASE=http://127.0.0.1:$PORT
 say "starting booknlp-api serve on $BASE with BOOKNLP_DEVICE=auto"
-BOOKNLP_DEVICE=auto BOOKNLP_DATA_DIR=$WORK/data BOOKNLP_HOST=127.0.0.1 BOOKNLP_PORT=$PORT \
+# No API keys: the service listens on loopback only, for this script alone.
+BOOKNLP_DEVICE=auto BOOKNLP_DATA_DIR=$WORK/data BOOKNLP_HOST=127.0.0.1 BOOKNLP_PORT=$PORT BOOKNLP_AUTH=disabled \
   "$BOOKNLP_API" serve --host 127.0.0.1 --port "$PORT" > "$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 

@@ -128,7 +128,14 @@ def _chart(variant: str) -> Docs:
     """What ``helm template`` renders, cut down to what the rules look at, every rule kept."""
     gpu = variant == "gpu"
     env = [{"name": "BOOKNLP_MODELS_DIR", "value": "/models"}, {"name": "BOOKNLP_DATA_DIR", "value": "/data"},
-           {"name": "BOOKNLP_DEVICE", "value": "auto" if gpu else "cpu"}]
+           {"name": "BOOKNLP_DEVICE", "value": "auto" if gpu else "cpu"}, {"name": "BOOKNLP_AUTH", "value": "required"}]
+    mounts = [{"name": path.strip("/").replace("/", "-"), "mountPath": path}
+              for path in ("/tmp", "/data", "/home/booknlp")]
+    volumes: list[dict[str, Any]] = [{"name": "data", "persistentVolumeClaim": {"claimName": "booknlp-data"}}]
+    if variant == "ingress":  # ci/ingress-values.yaml also sets auth.existingSecret
+        env.append({"name": "BOOKNLP_API_KEYS_FILE", "value": "/run/keys/api-keys"})
+        mounts.append({"name": "keys", "mountPath": "/run/keys", "readOnly": True})
+        volumes.append({"name": "keys", "secret": {"secretName": "booknlp-keys", "defaultMode": 0o440}})
     container = {
         "name": "api", "image": "ghcr.io/example/booknlp-api:0.1.0" + ("-gpu" if gpu else ""), "env": env,
         "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
@@ -136,11 +143,11 @@ def _chart(variant: str) -> Docs:
         "startupProbe": {"httpGet": {"path": "/v1/health"}, "periodSeconds": 10, "failureThreshold": 30},
         "livenessProbe": {"httpGet": {"path": "/v1/health"}, "timeoutSeconds": 5},
         "readinessProbe": {"httpGet": {"path": "/v1/ready"}},
-        "volumeMounts": [{"mountPath": path} for path in ("/tmp", "/data", "/home/booknlp")],
+        "volumeMounts": mounts,
         "resources": {"limits": {"nvidia.com/gpu": 1} if gpu else {"memory": "8Gi"}},
     }
     pod = {"securityContext": {"runAsNonRoot": True}, "containers": [container],
-           "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "booknlp-data"}}]}
+           "volumes": volumes}
     if gpu:
         pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
     docs: Docs = [
@@ -201,6 +208,11 @@ CHART_BREAKS: list[tuple[str, Callable[[Docs], None], str]] = [
     ("ingress", lambda d: d[3]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"].update(
         name="grpc"), "Ingress must route to a named port of the Service"),
     ("cpu", lambda d: d.append(copy.deepcopy(_chart("ingress")[3])), "no Ingress unless ingress.enabled"),
+    ("cpu", _set_env("BOOKNLP_AUTH", "disabled"), "API keys must be required"),
+    ("cpu", _set_env("BOOKNLP_API_KEYS_FILE", "/keys"), "no keys secret unless auth.existingSecret is set"),
+    ("ingress", lambda d: _container(d)["volumeMounts"][-1].pop("readOnly"), "mounted once, read-only"),
+    ("ingress", _set_env("BOOKNLP_API_KEYS_FILE", "/etc/api-keys"), "must point into the mounted keys secret"),
+    ("ingress", lambda d: _pod(d)["volumes"][-1]["secret"].update(defaultMode=0o644), "must not be world-readable"),
 ]
 
 

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=0, description="Worker processes the API starts to run jobs; 0: they run elsewhere on the same data_dir."
     )
+    worker_memory_bytes: int | None = Field(
+        None, ge=1, description="Memory a worker may use; a text whose estimated peak exceeds it is refused "
+        "(too_large_for_memory). Unset: the cgroup's memory limit, else physical memory."
+    )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long the running job may take to finish before it is re-queued."
     )

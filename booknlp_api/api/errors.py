@@ -22,6 +22,7 @@ from booknlp_api.engine.errors import (
     ModelNotAvailable,
     StageFailed,
 )
+from booknlp_api.engine.memory import TooLargeForMemory
 from booknlp_api.engine.text import TextTooLarge, UndecodableText
 from booknlp_api.jobs.errors import (
     FormatNotProduced,
@@ -87,6 +88,9 @@ def from_engine(exc: EngineError) -> ApiError:
         return ApiError(503, exc.code, "the analysis was cancelled because the service is stopping")
     if isinstance(exc, TextTooLarge):
         return ApiError(413, exc.code, str(exc), {"limit": exc.limit, "unit": exc.unit})
+    if isinstance(exc, TooLargeForMemory):
+        return ApiError(413, exc.code, str(exc), {"tokens": exc.tokens, "estimate_bytes": exc.estimate,
+                                                  "limit_bytes": exc.limit, "setting": "BOOKNLP_WORKER_MEMORY_BYTES"})
     if isinstance(exc, UndecodableText):
         return ApiError(422, exc.code, str(exc), {"offset": exc.offset, "encoding": exc.encoding})
     return ApiError(422, exc.code, str(exc))

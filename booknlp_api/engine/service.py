@@ -15,6 +15,7 @@ import torch
 
 from booknlp_api.config import Settings, resolve_spacy_model
 from booknlp_api.device import DeviceInfo, describe_device, resolve_device
+from booknlp_api.engine import tok2vec_predict
 from booknlp_api.engine.chatter import captured_stdout
 from booknlp_api.engine.components import Components
 from booknlp_api.engine.errors import (
@@ -27,6 +28,7 @@ from booknlp_api.engine.errors import (
     StageFailed,
 )
 from booknlp_api.engine.instrument import TrackerSlot, instrument
+from booknlp_api.engine.memory import available_memory, check_fits, profile_for
 from booknlp_api.engine.native import write_native
 from booknlp_api.engine.pipeline import Pipeline, parse_pipeline
 from booknlp_api.engine.progress import ProgressCallback, RunTracker
@@ -131,8 +133,21 @@ class NLPService:
             import spacy
 
             pipelines = import_upstream("booknlp.common.pipelines")
-            self._spacy = pipelines.SpacyPipeline(spacy.load(self.spacy_model, disable=["ner"]))
+            nlp = spacy.load(self.spacy_model, disable=["ner"])
+            tok2vec_predict.install(nlp)  # same vectors, without a whole-book transient (~16 KB per token)
+            self._spacy = pipelines.SpacyPipeline(nlp)
         return self._spacy
+
+    def memory_limit(self) -> int:
+        """Bytes a worker may use (the setting, else the cgroup's limit, else physical memory)."""
+        return self.settings.worker_memory_bytes or available_memory()
+
+    def check_memory(self, text: str, model: str | None = None) -> None:
+        """Raise ``TooLargeForMemory`` when analysing ``text`` would need more memory than a worker may use."""
+        name = model or self.settings.model
+        loaded = self._models.get(name)
+        manifest = loaded.manifest if loaded else read_manifest(self.settings.models_dir / name)
+        check_fits(text, profile_for(manifest), self.memory_limit())
 
     # -- analysis ---------------------------------------------------------------------------------
     def analyze(
@@ -147,6 +162,8 @@ class NLPService:
         text = normalize_text(text)
         if not text.strip():
             raise InvalidText("the text is empty or only whitespace; there is nothing to analyse")
+        self._components(model or self.settings.model)  # an unknown model is refused before the memory check
+        self.check_memory(text, model)
         parts = self.load(model, chosen.names())
         tracker = RunTracker(progress, cancel)
         with self._run_lock:

@@ -1,0 +1,95 @@
+"""How much memory a book will take, checked before any work so a worker is never OOM-killed mid-run.
+
+A run's peak RSS grows linearly with the book: ``base + per_token · tokens`` (measured with
+``benchmarks/long_book_memory.py``; figures in docs/PERFORMANCE.md). A job whose estimate exceeds
+the memory a worker may use (``BOOKNLP_WORKER_MEMORY_BYTES``; default: the cgroup's limit, else the
+machine's physical memory) fails at once with ``too_large_for_memory`` instead of being killed by the
+kernel and retried until its attempts run out.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from booknlp_api.engine.errors import EngineError
+from booknlp_api.models.catalog import shape_from_file_name
+from booknlp_api.models.manifest import ModelManifest
+
+_WORDS = re.compile(r"\w+|[^\w\s]")
+"""Roughly spaCy's tokens: words and single punctuation marks (within a few % on the novels)."""
+
+
+@dataclass(frozen=True)
+class MemoryProfile:
+    base: int
+    """Bytes of a worker with the model's components and spaCy loaded."""
+    per_token: int
+    """Bytes each token of the book adds to the run's peak."""
+
+
+SMALL = MemoryProfile(base=1536 * 2**20, per_token=24 * 1024)
+"""Fitted above the peaks measured with the small architecture on CPU (docs/PERFORMANCE.md): 2.26 GiB at
+40K tokens, 5.89 GiB for *Emma* (~200K counted tokens), 16.6 GiB at ~700K; the estimates are 2.4, 6.1, 17.5."""
+BIG = MemoryProfile(base=4096 * 2**20, per_token=26 * 1024)
+"""The big architecture adds ~2.6 GiB of models (measured at 11K tokens); its per-token cost is assumed
+slightly above the small one's (not yet measured on a long book)."""
+
+_NO_LIMIT = 2**60
+"""cgroup v1 writes 'no limit' as a number near 2**63; anything above this means unlimited."""
+
+
+class TooLargeForMemory(EngineError):
+    """The book's estimated peak memory exceeds what a worker may use."""
+
+    code = "too_large_for_memory"
+
+    def __init__(self, tokens: int, estimate: int, limit: int) -> None:
+        super().__init__(
+            f"this text (~{tokens} tokens) needs about {_gib(estimate)} of memory to analyse, more than the "
+            f"{_gib(limit)} a worker may use; raise BOOKNLP_WORKER_MEMORY_BYTES (and the worker's memory "
+            "limit with it) or split the text")
+        self.tokens = tokens
+        self.estimate = estimate
+        self.limit = limit
+
+
+def count_tokens(text: str) -> int:
+    return sum(1 for _ in _WORDS.finditer(text))
+
+
+def profile_for(manifest: ModelManifest) -> MemoryProfile:
+    """The big profile for models with a BERT-base-sized component (hidden 768 or more), else the small one."""
+    hidden = max((shape_from_file_name(name).hidden for name in manifest.components.values()), default=768)
+    return BIG if hidden >= 768 else SMALL
+
+
+def estimate_bytes(text: str, profile: MemoryProfile, tokens: int | None = None) -> int:
+    """Expected peak RSS of a worker analysing ``text`` (CPU, whole pipeline)."""
+    return profile.base + profile.per_token * (count_tokens(text) if tokens is None else tokens)
+
+
+def check_fits(text: str, profile: MemoryProfile, limit: int) -> None:
+    """Raise ``TooLargeForMemory`` when ``text`` would not fit in ``limit`` bytes."""
+    tokens = count_tokens(text)
+    estimate = estimate_bytes(text, profile, tokens)
+    if estimate > limit:
+        raise TooLargeForMemory(tokens, estimate, limit)
+
+
+def available_memory(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The memory this process may use: its cgroup's limit (v2, then v1), else physical memory."""
+    for limit_file in (cgroup_root / "memory.max", cgroup_root / "memory" / "memory.limit_in_bytes"):
+        try:
+            value = limit_file.read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit() and int(value) < _NO_LIMIT:
+            return int(value)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _gib(value: int) -> str:
+    return f"{value / 2**30:.1f} GiB"

@@ -1,0 +1,122 @@
+"""The memory bound: a book whose estimated peak exceeds a worker's memory is refused before any work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from booknlp_api.config import Settings
+from booknlp_api.engine.memory import (
+    BIG,
+    SMALL,
+    TooLargeForMemory,
+    available_memory,
+    count_tokens,
+    estimate_bytes,
+    profile_for,
+)
+from booknlp_api.engine.service import NLPService
+from booknlp_api.jobs.records import Submission
+from booknlp_api.jobs.service import JobService
+from booknlp_api.models.manifest import read_manifest
+
+TEXT = "“Hello,” said Emma, and Harriet smiled at her friend. " * 2000
+"""About 28,000 tokens: a tiny-model run of it would take minutes, so a refusal is also fast."""
+
+
+def _limit_below(text: str) -> int:
+    return estimate_bytes(text, SMALL) - 1
+
+
+def test_tokens_are_counted_like_spacy_counts_them_roughly() -> None:
+    assert count_tokens("“Hello,” said Emma. Harriet's friend!") == 12
+
+
+def test_the_estimate_grows_linearly_with_the_text_and_is_larger_for_big_models() -> None:
+    one, two = estimate_bytes("word " * 1000, SMALL), estimate_bytes("word " * 2000, SMALL)
+    assert two - one == 1000 * SMALL.per_token
+    assert estimate_bytes("word " * 1000, BIG) > one
+
+
+def test_the_profile_follows_the_bert_size_in_the_manifest(tiny_models_dir: Path) -> None:
+    manifest = read_manifest(tiny_models_dir / "tiny")
+    assert profile_for(manifest) == SMALL
+    big = manifest.model_copy(update={"components": {
+        "entity": "entities_google_bert_uncased_L-12_H-768_A-12-v1.0.model"}})
+    assert profile_for(big) == BIG
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"memory.max": "3221225472\n"}, 3 * 2**30),                                  # cgroup v2
+    ({"memory.max": "max\n", "memory/memory.limit_in_bytes": "2147483648\n"}, 2 * 2**30),  # v1 under v2 "max"
+    ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None),            # v1 "unlimited"
+    ({}, None),                                                                   # no cgroup files
+])
+def test_available_memory_reads_the_cgroup_limit_else_physical_memory(
+        tmp_path: Path, files: dict[str, str], expected: int | None) -> None:
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    physical = available_memory(tmp_path / "absent")
+    assert physical > 2**28
+    assert available_memory(tmp_path) == (expected if expected is not None else physical)
+
+
+def test_the_engine_refuses_a_text_too_large_for_memory_before_any_stage(tiny_models_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    engine = NLPService(Settings(models_dir=tiny_models_dir, model="tiny", worker_memory_bytes=_limit_below(TEXT)))
+    stages: list[str] = []
+    with pytest.raises(TooLargeForMemory) as refused:
+        engine.analyze(TEXT, out_dir=tmp_path / "out", progress=lambda step: stages.append(step.stage))
+    assert refused.value.code == "too_large_for_memory"
+    assert "BOOKNLP_WORKER_MEMORY_BYTES" in str(refused.value)
+    assert stages == [] and not (tmp_path / "out").exists()
+    assert engine.loaded_models() == {} or not any(engine.loaded_models()["tiny"].loaded())
+
+
+def test_a_job_too_large_for_its_worker_fails_at_once_with_the_setting_named(tiny_models_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    roomy = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path)
+    submitter = JobService(roomy, NLPService(roomy))
+    job, _ = submitter.submit(Submission(text=TEXT))
+    cramped = roomy.model_copy(update={"worker_memory_bytes": _limit_below(TEXT)})
+    jobs = JobService(cramped, NLPService(cramped))
+    jobs.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (found := jobs.get(job.id)).status in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        jobs.stop()
+    assert found.status == "failed" and found.attempts == 1
+    assert found.error is not None and found.error.code == "too_large_for_memory"
+    assert "BOOKNLP_WORKER_MEMORY_BYTES" in found.error.message
+
+
+@pytest.fixture(scope="module")
+def cramped_client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    from booknlp_api.api.app import create_app
+
+    settings = Settings(models_dir=tiny_models_dir, model="tiny", workers=0, worker_memory_bytes=_limit_below(TEXT),
+                        data_dir=tmp_path_factory.mktemp("cramped-data"))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_the_api_refuses_a_job_too_large_for_memory_at_submission(cramped_client: TestClient) -> None:
+    response = cramped_client.post("/v1/jobs", json={"text": TEXT})
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert error["code"] == "too_large_for_memory"
+    assert error["details"]["setting"] == "BOOKNLP_WORKER_MEMORY_BYTES"
+    assert error["details"]["estimate_bytes"] > error["details"]["limit_bytes"] == _limit_below(TEXT)
+    assert cramped_client.get("/v1/jobs").json()["total"] == 0
+
+
+def test_the_api_accepts_a_text_that_fits(cramped_client: TestClient) -> None:
+    response = cramped_client.post("/v1/jobs", json={"text": TEXT[: len(TEXT) // 2]})
+    assert response.status_code == 202, response.text

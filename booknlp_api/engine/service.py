@@ -162,7 +162,8 @@ class NLPService:
         text = normalize_text(text)
         if not text.strip():
             raise InvalidText("the text is empty or only whitespace; there is nothing to analyse")
-        self._components(model or self.settings.model)  # an unknown model is refused before the memory check
+        with self._load_lock:
+            self._components(model or self.settings.model)  # an unknown model is refused before the memory check
         self.check_memory(text, model)
         parts = self.load(model, chosen.names())
         tracker = RunTracker(progress, cancel)

@@ -23,6 +23,7 @@ from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs.records import Submission
 from booknlp_api.jobs.service import JobService
 from booknlp_api.models.manifest import read_manifest
+from tests.conftest import AUTH, keys_file
 
 TEXT = "“Hello,” said Emma, and Harriet smiled at her friend. " * 2000
 """About 28,000 tokens: a tiny-model run of it would take minutes, so a refusal is also fast."""
@@ -101,9 +102,10 @@ def test_a_job_too_large_for_its_worker_fails_at_once_with_the_setting_named(tin
 def cramped_client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     from booknlp_api.api.app import create_app
 
+    data_dir = tmp_path_factory.mktemp("cramped-data")
     settings = Settings(models_dir=tiny_models_dir, model="tiny", workers=0, worker_memory_bytes=_limit_below(TEXT),
-                        data_dir=tmp_path_factory.mktemp("cramped-data"))
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+                        data_dir=data_dir, api_keys_file=keys_file(data_dir))
+    with TestClient(create_app(settings), raise_server_exceptions=False, headers=AUTH) as client:
         yield client
 
 

@@ -8,6 +8,7 @@ Everything durable lives under ``settings.data_dir``, shared by every process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -34,10 +35,13 @@ from booknlp_api.jobs.queue import HueyJobQueue, JobQueue
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.results import JobResults, chosen_sections
 from booknlp_api.jobs.store import DuplicateKey, JobStore, WorkerRecord
+from booknlp_api.jobs.wake import FINISHED, FinishWatch, WakingQueue, notify
 from booknlp_api.jobs.worker import JobWorker
 from booknlp_api.models.manifest import read_manifest
 
 RETRY_AFTER_BOUNDS = (5, 600)
+WAIT_POLL_SECONDS = 1.0
+"""Fallback: how often a waiting request reads its job even when no wake-up came."""
 
 
 class JobService:
@@ -45,7 +49,10 @@ class JobService:
         self.settings = settings
         self.engine = engine
         self.store = JobStore(settings.data_dir / "jobs.sqlite3")
-        self.queue = queue or HueyJobQueue.sqlite(settings.data_dir / "queue.sqlite3")
+        # Every push, from any process, wakes the idle workers of this data folder (jobs.wake).
+        self.queue = WakingQueue(queue or HueyJobQueue.sqlite(settings.data_dir / "queue.sqlite3"),
+                                 settings.data_dir)
+        self.finishes = FinishWatch(settings.data_dir)
         self.files = JobFiles(settings.data_dir)
         self.results = JobResults(self.files)
         self.worker: JobWorker | None = None
@@ -62,6 +69,7 @@ class JobService:
     def stop(self) -> None:
         if self.worker is not None:
             self.worker.stop(self.settings.shutdown_grace_seconds)
+        self.finishes.close()
 
     # -- submitting -------------------------------------------------------------------------------
     def submit(self, submission: Submission, max_active: int | None = None) -> tuple[Job, bool]:
@@ -176,16 +184,21 @@ class JobService:
         return self.store.page(status, limit, offset, owner)
 
     async def wait(self, job_id: str, timeout: float) -> Job:
-        """The job once finished, or as it is after ``timeout`` seconds."""
+        """The job once finished, or as it is after ``timeout`` seconds.
+
+        Woken when any job ends (``jobs.wake``); the store is read again every ``WAIT_POLL_SECONDS``
+        in case a wake-up cannot arrive (a data folder shared across machines).
+        """
         deadline = time.monotonic() + timeout
-        delay = 0.01
-        while True:
-            job = self.get(job_id)
-            left = deadline - time.monotonic()
-            if job.finished or left <= 0:
-                return job
-            await asyncio.sleep(min(delay, left))
-            delay = min(delay * 1.5, 0.2)
+        with self.finishes.waiter() as finished:
+            while True:
+                job = self.get(job_id)
+                left = deadline - time.monotonic()
+                if job.finished or left <= 0:
+                    return job
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), min(WAIT_POLL_SECONDS, left))
+                finished.clear()
 
     def live_workers(self) -> list[WorkerRecord]:
         """Workers heard from within the lease (a failed one stops beating but stays listed), newest first."""
@@ -204,6 +217,7 @@ class JobService:
         job = self.store.cancel(job_id, now, now + self.settings.job_ttl_seconds) or job
         if job.status == "cancelled":
             self.files.delete_text(job.id)
+            notify(self.settings.data_dir, FINISHED)
         if self.worker is not None:
             self.worker.cancel(job_id)  # at once; workers in other processes see the flag at their next heartbeat
         return job

@@ -33,11 +33,13 @@ from booknlp_api.jobs.records import AnalysisInfo, Job, JobError, job_error
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.results import chosen_sections, store_result_json
 from booknlp_api.jobs.store import JobStore, WorkerRecord
+from booknlp_api.jobs.wake import FINISHED, QUEUED, Doorbell, notify
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5
-"""How often an idle worker looks at the queue; a submission in this process wakes it at once."""
+POLL_SECONDS = 2.0
+"""Fallback: how often an idle worker looks at the queue unasked. Every push, in any process on the
+same data folder, wakes it at once (``jobs.wake``); the poll covers a wake-up that cannot arrive."""
 PROGRESS_EVERY = 0.25
 """Seconds between progress writes: smooth for a poller, a handful of writes a second at most."""
 CANCEL_WAIT = 2.0
@@ -75,7 +77,7 @@ class JobWorker:
         self._running: _Running | None = None
         self._stopping = threading.Event()
         self._beats_over = threading.Event()
-        self._wake = threading.Event()
+        self._wake = Doorbell(settings.data_dir, QUEUED)
         self._thread = threading.Thread(target=self._loop, name="job-worker", daemon=True)
         self._beat = threading.Thread(target=self._heartbeats, name="job-heartbeat", daemon=True)
         self._last_upkeep = 0.0
@@ -97,7 +99,7 @@ class JobWorker:
         self._end_beats()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._wake.ring()
 
     def cancel(self, job_id: str) -> None:
         """Stop the job now if this worker runs it (others notice at their next heartbeat)."""
@@ -112,10 +114,11 @@ class JobWorker:
         if self._beat.is_alive():
             self._end_beats()
             self.store.forget_worker(self.record.id)
+        self._wake.close()
 
     def _stop_loop(self, grace: float) -> None:
         self._stopping.set()
-        self._wake.set()
+        self._wake.ring()
         self._thread.join(grace)
         running = self._running
         if self._thread.is_alive() and running is not None:
@@ -236,6 +239,7 @@ class JobWorker:
         expires_at = now + self.settings.job_ttl_seconds
         if self.store.finish(job.id, self.record.id, "succeeded", now=now, expires_at=expires_at, analysis=info,
                              result_dir=name):
+            notify(self.settings.data_dir, FINISHED)  # a request waiting for this result answers now
             self.files.drop_other_runs(job.id, keep=name)
             self.files.delete_text(job.id)
             log.info("job %s: succeeded", job.id)
@@ -255,5 +259,6 @@ class JobWorker:
         now = time.time()
         if self.store.finish(job.id, self.record.id, status, now=now, expires_at=now + self.settings.job_ttl_seconds,
                              error=error):
+            notify(self.settings.data_dir, FINISHED)
             self.files.delete_text(job.id)
             log.info("job %s: %s", job.id, status)

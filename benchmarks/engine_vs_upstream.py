@@ -69,18 +69,41 @@ def compare_files(ours: Path, theirs: Path) -> dict[str, bool]:
             and filecmp.cmp(ours / name, theirs / name, shallow=False) for name in names}
 
 
+STAGE_MAP = (("parse", "spacy", ("parse",)), ("tagger", "entities", ("tagger",)), ("quotes", "quotes", ("quotes",)),
+             ("attribution", "attribution", ("attribution",)), ("names", "name coref", ("names",)),
+             ("gender + coref", "coref", ("gender", "coref")))
+"""Our stages against upstream's printed ones (its ``coref`` timing includes the gender stage)."""
+
+
+def stage_rows(ours: dict[str, Any], theirs: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(stage, upstream s, ours s) per stage, plus what each side spent outside its stages (writing files)."""
+    rows = [(label, theirs["stages"].get(up, 0.0), sum(ours["stages"].get(name, 0.0) for name in names))
+            for label, up, names in STAGE_MAP if up in theirs["stages"]]
+    rows.append(("rest (files)", theirs["process_s"] - sum(theirs["stages"].values()),
+                 ours["process_s"] - sum(v for k, v in ours["stages"].items() if k != "output")))
+    return rows
+
+
+def ratio(upstream_s: float, ours_s: float) -> str:
+    """Tokens per second ours ÷ upstream, which on the same text is upstream's seconds ÷ ours."""
+    return f"{upstream_s / ours_s:.2f}x" if ours_s > 0.005 and upstream_s > 0.005 else "-"
+
+
 def report(size: str, ours: dict[str, Any], theirs: dict[str, Any], same: dict[str, bool]) -> None:
     tokens = ours["tokens"]
     print(f"\n{size} models, {tokens} tokens")
-    print(f"{'':28}{'upstream':>12}{'booknlp-api':>14}")
+    print(f"{'':28}{'upstream':>12}{'booknlp-api':>14}{'ours/upstream':>16}")
     for label, key in (("import (s)", "import_s"), ("model load (s)", "load_s"), ("process (s)", "process_s")):
         print(f"{label:28}{theirs[key]:12.1f}{ours[key]:14.1f}")
-    print(f"{'tokens / s':28}{tokens / theirs['process_s']:12.0f}{tokens / ours['process_s']:14.0f}")
+    print(f"{'tokens / s':28}{tokens / theirs['process_s']:12.0f}{tokens / ours['process_s']:14.0f}"
+          f"{ratio(theirs['process_s'], ours['process_s']):>16}")
     print(f"{'peak RSS (GiB)':28}{theirs['peak_rss_bytes'] / 2**30:12.2f}{ours['peak_rss_bytes'] / 2**30:14.2f}")
-    print("upstream stages: " + ", ".join(f"{k} {v:.1f}" for k, v in theirs["stages"].items()))
-    print("our stages:      " + ", ".join(f"{k} {v:.1f}" for k, v in ours["stages"].items()))
+    print("per stage, seconds (ratio: tokens/s ours ÷ upstream)")
+    for label, up_s, our_s in stage_rows(ours, theirs):
+        print(f"  {label:26}{up_s:12.2f}{our_s:14.2f}{ratio(up_s, our_s):>16}")
     verdict = "byte-identical" if all(same.values()) else "DIFFERENT: " + ", ".join(k for k, v in same.items() if not v)
     print(f"native files ({len(same)}): {verdict}")
+    print(f"whole run: {ratio(theirs['process_s'], ours['process_s'])} upstream's tokens per second, files {verdict}")
 
 
 def main() -> int:
@@ -114,6 +137,8 @@ def main() -> int:
         "size": args.size, "text": str(args.text), "chars": args.chars, "tokens": ours["tokens"],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "upstream": theirs, "ours": ours, "identical": same,
+        "ratio": theirs["process_s"] / ours["process_s"],
+        "stage_ratios": {label: up / mine if mine else None for label, up, mine in stage_rows(ours, theirs)},
     }, indent=2))
     print(f"figures written to {args.json}")
     return 0 if all(same.values()) else 1

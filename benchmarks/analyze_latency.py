@@ -9,8 +9,8 @@ the difference is what the service adds (HTTP, queue hand-over, result JSON, wai
     python -m benchmarks.analyze_latency --size small --tokens 1000 --requests 20
 
 The text is the first ``--tokens`` words (whitespace-separated, so a little more in spaCy tokens:
-the real count is printed) of a benchmark novel. Models are synthesized (random weights, seed 0)
-when the models folder has none of that size.
+the real count is printed) of *Pride and Prejudice* from ``benchmarks/texts/``. Models are
+synthesized (random weights, seed 0) when the models folder has none of that size.
 """
 
 from __future__ import annotations
@@ -30,22 +30,11 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.corpus import text_path
 from benchmarks.engine_vs_upstream import ensure_models
 from booknlp_api.jobs.store import JobStore
 
 READY_TIMEOUT = 300.0
-_HERE = Path(__file__).resolve().parent
-TEXT_DIRS = (_HERE / "texts", _HERE.parents[1] / "shared" / "data" / "texts")
-"""The shipped benchmark texts, else the shared data folder's copies (same novels)."""
-
-
-def default_text(name: str = "pride_and_prejudice.txt") -> Path:
-    for folder in TEXT_DIRS:
-        if (folder / name).is_file():
-            return folder / name
-    raise FileNotFoundError(f"{name} is in none of {', '.join(map(str, TEXT_DIRS))}; pass --text")
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -112,7 +101,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "small", "big"], default="small")
-    parser.add_argument("--text", type=Path, help="default: the first benchmark novel")
+    parser.add_argument("--text", type=Path, help="default: benchmarks/texts/pride_and_prejudice.txt")
     parser.add_argument("--tokens", type=int, default=1000, help="whitespace words taken from the text's start")
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
@@ -121,7 +110,7 @@ def main() -> int:
     args = parser.parse_args()
 
     ensure_models(args.models_dir, args.size, seed=0)
-    text = first_words(args.text or default_text(), args.tokens)
+    text = first_words(args.text or text_path("pride_and_prejudice.txt"), args.tokens)
     body = {"text": text, "cache": False}
     client_s: list[float] = []
     engine_s: list[float] = []

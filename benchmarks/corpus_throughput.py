@@ -31,11 +31,13 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.analyze_latency import default_text, serving
+from benchmarks.analyze_latency import serving
+from benchmarks.corpus import TEXTS, text_path
 from benchmarks.engine_vs_upstream import ensure_models
 from benchmarks.upstream import UpstreamRun, run_upstream_batch
 
-NOVELS = ("pride_and_prejudice.txt", "the_call_of_the_wild.txt", "a_christmas_carol_gutenberg.txt", "emma.txt")
+NOVELS = tuple(TEXTS)
+"""The benchmark novels of ``benchmarks/texts/``, in the order ``benchmarks.corpus`` lists them."""
 JOB_TIMEOUT = 6 * 3600.0
 
 
@@ -54,7 +56,7 @@ def slices(text: str, chars: int) -> list[str]:
 
 def books(count: int, chars: int) -> list[tuple[str, str]]:
     """``count`` (name, text) pairs, slices taken from the benchmark novels in turn."""
-    cut = {name: slices(default_text(name).read_text(encoding="utf-8-sig"), chars) for name in NOVELS}
+    cut = {name: slices(text_path(name).read_text(encoding="utf-8-sig"), chars) for name in NOVELS}
     chosen = []
     for i in range(count):
         name = NOVELS[i % len(NOVELS)]

@@ -106,6 +106,7 @@ def main() -> int:
     parser.add_argument("--books", type=int, default=10)
     parser.add_argument("--chars", type=int, default=20_000, help="characters per book (0: whole novels)")
     parser.add_argument("--layouts", nargs="+", default=["1x2", "2x1"], help="WORKERSxTHREADS, e.g. 1x2 2x1")
+    parser.add_argument("--upstream-threads", type=int, help="torch threads for upstream (default: torch's)")
     parser.add_argument("--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "booknlp-bench-models")
     args = parser.parse_args()
 
@@ -118,7 +119,8 @@ def main() -> int:
         path = work / "texts" / f"{name}.txt"
         path.write_text(text, encoding="utf-8")
         runs.append(UpstreamRun(path, args.models_dir / args.size, work / "upstream" / name))
-    results = run_upstream_batch(runs, spacy_model=_spacy_model(), cache_dir=args.models_dir / ".hub")
+    results = run_upstream_batch(runs, spacy_model=_spacy_model(), cache_dir=args.models_dir / ".hub",
+                                 threads=args.upstream_threads)
     failed = [r["error"] for r in results if "error" in r]
     if failed:
         print(failed[0], file=sys.stderr)
@@ -127,8 +129,9 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
     print(f"{len(corpus)} books of ~{args.chars or 'whole-novel'} characters ({', '.join(n for n, _ in corpus)}), "
           f"{args.size} synthetic models (random weights: output meaningless)")
-    print(f"{'upstream process(), one after another':44}{upstream_s:9.1f} s {3600 * len(corpus) / upstream_s:9.1f} "
-          "books/h  (sum of process() calls, model loads excluded)")
+    label = f"upstream process(), one after another, {args.upstream_threads or 'default'} thread(s)"
+    print(f"{label:52}{upstream_s:9.1f} s {3600 * len(corpus) / upstream_s:9.1f} books/h  "
+          "(sum of process() calls, model loads excluded)")
     same_all = True
     for layout in args.layouts:
         workers, threads = (int(part) for part in layout.split("x"))
@@ -137,7 +140,7 @@ def main() -> int:
             wall = run_ours(client, corpus, work / layout)
         same = all(identical(work / layout / name, work / "upstream" / name) for name, _ in corpus)
         same_all &= same
-        print(f"{'booknlp-api jobs, ' + f'{workers} worker(s) x {threads} thread(s)':44}{wall:9.1f} s "
+        print(f"{f'booknlp-api jobs, {workers} worker(s) x {threads} thread(s)':52}{wall:9.1f} s "
               f"{3600 * len(corpus) / wall:9.1f} books/h  {upstream_s / wall:.2f}x upstream; "
               f"native files {'byte-identical' if same else 'DIFFERENT'}")
     return 0 if same_all else 1

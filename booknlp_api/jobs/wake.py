@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 QUEUED = "queued"
 FINISHED = "finished"
 _SUFFIX = ".sock"
-_MAX_SOCKET_PATH = 107
-"""Bytes a UNIX socket path may have on Linux (108 with the terminating NUL; macOS allows 103)."""
+_MAX_SOCKET_PATH = 103
+"""Bytes a UNIX socket path may have: 107 on Linux, 103 on macOS; the smaller, for both."""
 LISTEN_SECONDS = 5.0
 """How long the finish watch's thread sleeps between checks that it should stop (it is rung to stop)."""
 _NAME_BYTES = len(f"/{FINISHED}.{'0' * 12}{_SUFFIX}")
@@ -51,7 +51,7 @@ def wake_dir(data_dir: Path) -> Path:
     folder's resolved path, so they still find each other.
     """
     folder = data_dir.resolve() / "wake"
-    if len(os.fsencode(folder)) + _NAME_BYTES > min(_MAX_SOCKET_PATH, 103):
+    if len(os.fsencode(folder)) + _NAME_BYTES > _MAX_SOCKET_PATH:
         digest = hashlib.sha256(os.fsencode(data_dir.resolve())).hexdigest()[:16]
         folder = Path(tempfile.gettempdir()) / f"booknlp-wake-{digest}"
     return folder

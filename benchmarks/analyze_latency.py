@@ -50,7 +50,8 @@ def serving(models_dir: Path, model: str, data_dir: Path, threads: int | None,
     env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), BOOKNLP_MODELS_DIR=str(models_dir),
                BOOKNLP_MODEL=model, BOOKNLP_DATA_DIR=str(data_dir), BOOKNLP_PORT=str(port),
                BOOKNLP_LOG_LEVEL="warning", BOOKNLP_WORKERS=str(workers),
-               BOOKNLP_ANALYZE_WAIT_SECONDS="3600")  # a busy machine must not turn answers into 202s
+               BOOKNLP_ANALYZE_WAIT_SECONDS="3600",  # a busy machine must not turn answers into 202s
+               BOOKNLP_AUTH="disabled")  # no API keys: a loopback server for this benchmark alone
     if threads:
         env["BOOKNLP_TORCH_THREADS"] = str(threads)
     process = subprocess.Popen([sys.executable, "-m", "booknlp_api.cli", "serve"], env=env)

@@ -125,8 +125,16 @@ async def get_result(job_id: str, runtime: RuntimeDep, caller: CallerDep,
     return Response(body, media_type="application/json")
 
 
-@router.delete("/{job_id}", response_model=JobPublic, responses={**_NOT_FOUND, 409: _error("The job has ended.")},
-               summary="Cancel a job")
+_CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A queued job, now `cancelled`."},
+    202: {"model": JobPublic, "description": "A running job asked to stop: still `running`, with `cancel_requested`; "
+                                             "it stops at its next stage or BERT batch boundary."},
+    **_NOT_FOUND,
+    409: _error("The job has ended."),
+}
+
+
+@router.delete("/{job_id}", response_model=JobPublic, responses=_CANCEL_RESPONSES, summary="Cancel a job")
 def cancel_job(job_id: str, response: Response, runtime: RuntimeDep, caller: CallerDep) -> JobPublic:
     """Cancel a queued job (200, `cancelled`), or ask a running one to stop at its next stage or batch
     boundary (202, still `running` with `cancel_requested`); the worker then takes the next job."""

@@ -8,12 +8,15 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
-# CPU build of torch unless told otherwise (TORCH_SPEC, TORCH_INDEX_URL), so no CUDA libraries come along.
+# torch is pinned (TORCH_SPEC, default torch==2.13.0) whichever index it comes from: the configured one,
+# TORCH_INDEX_URL when set (e.g. PyTorch's CPU index, so no CUDA libraries come along), and as a fallback
+# PyTorch's CPU index when the configured one has no such build. A local label (+cpu) still matches.
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   if [ -n "${TORCH_INDEX_URL:-}" ]; then
-    "${PIP[@]}" --index-url "$TORCH_INDEX_URL" "${TORCH_SPEC:-torch}"
+    "${PIP[@]}" --index-url "$TORCH_INDEX_URL" "$TORCH_SPEC"
   else
-    "${PIP[@]}" "${TORCH_SPEC:-torch==2.13.0}" || "${PIP[@]}" --index-url https://download.pytorch.org/whl/cpu torch
+    "${PIP[@]}" "$TORCH_SPEC" || "${PIP[@]}" --index-url https://download.pytorch.org/whl/cpu "$TORCH_SPEC"
   fi
 fi
 "${PIP[@]}" -e ".[dev]"

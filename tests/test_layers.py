@@ -1,4 +1,4 @@
-"""Layers import one way (api → jobs → engine → models), and the docs list every setting."""
+"""Layers import one way (api → jobs → engine → models)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from booknlp_api.config import Settings
-
 PACKAGE = Path(__file__).resolve().parents[1] / "booknlp_api"
-README = PACKAGE.parent / "README.md"
 ORDER = ["models", "engine", "jobs", "api"]
 """Each layer may import the ones before it in this list, never those after it."""
 
@@ -38,9 +35,3 @@ def test_layers_import_only_downward(layer: str) -> None:
         if any(name == bad or name.startswith(bad + ".") for bad in forbidden)
     }
     assert offenders == set()
-
-
-def test_readme_lists_every_setting() -> None:
-    readme = README.read_text(encoding="utf-8")
-    missing = [f"BOOKNLP_{name.upper()}" for name in Settings.model_fields if f"BOOKNLP_{name.upper()}" not in readme]
-    assert missing == []

@@ -19,6 +19,7 @@ DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 ROUTE_DOCS = [ROOT / "docs" / "API.md", ROOT / "docs" / "JOBS.md"]
 NOT_SETTINGS = {
     "BOOKNLP_API": "scripts/validate-gpu.sh: the booknlp-api command it runs",
+    "BOOKNLP_API_KEYS_SECRET": "docker-compose.yml: the file holding the compose secret api-keys",
     "BOOKNLP_MODEL_SIZES": "a Docker build argument: the models baked into an image",
     "BOOKNLP_UPDATE_OPENAPI": "tests/test_api.py: regenerate tests/openapi.json",
 }

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from booknlp_api.engine.gender import load_priors
+from booknlp_api.engine.replacements import install
 from booknlp_api.models.bert import built_on_cpu, import_upstream, local_bert
 from booknlp_api.models.manifest import ModelManifest
 
@@ -55,6 +56,7 @@ class Components:
         with torch.no_grad(), local_bert(self.folder), built_on_cpu():
             built = _BUILDERS[component](path)
         _move(component, built, self.device)
+        install(component, built)
         setattr(self, component, built)
         if component == "entity":
             self.names = import_upstream("booknlp.english.name_coref").NameCoref(upstream_data("aliases.txt"))

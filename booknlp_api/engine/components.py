@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from booknlp_api.engine.gender import load_priors
+from booknlp_api.engine.quote_coref_replacements import install_quote_coref
 from booknlp_api.models.bert import built_on_cpu, import_upstream, local_bert
 from booknlp_api.models.manifest import ModelManifest
 
@@ -53,6 +54,7 @@ class Components:
             return
         built = build(component, self.folder, self.manifest.components[component])
         _move(component, built, self.device)
+        install_quote_coref(component, built, upstream_data("aliases.txt"))
         setattr(self, component, built)
         if component == "entity":
             self.names = import_upstream("booknlp.english.name_coref").NameCoref(upstream_data("aliases.txt"))

@@ -6,7 +6,7 @@ The tagger's entities can be replaced by a BookNLP ``.entities`` file (e.g. Book
 almost no characters. Prints seconds per stage and way, the ratio, and whether outputs are equal.
 
     python -m benchmarks.quote_coref_stages --models-dir /tmp/models --text emma.txt \
-        --entities ../shared/data/booknlp_emma_reference/158_emma.entities --tokens 60000
+        --entities ../shared/data/booknlp_emma_reference/158_emma.entities --chars 300000
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--model", default="small")
     parser.add_argument("--text", type=Path, required=True)
     parser.add_argument("--entities", type=Path, help="BookNLP .entities file to use instead of the tagger's")
-    parser.add_argument("--tokens", type=int, default=0, help="use only the first N tokens (0: all)")
+    parser.add_argument("--chars", type=int, default=0, help="use only the first N characters (0: all)")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
@@ -74,8 +74,8 @@ def main() -> None:
     upstream = dataclasses.replace(ours, **upstream_parts)
 
     text = normalize_text(args.text.read_text(encoding="utf-8-sig"))
+    text = text[:args.chars] if args.chars else text
     tokens = service._spacy_pipeline().tag(text)
-    tokens = tokens[:args.tokens] if args.tokens else tokens
     if args.entities:
         entities = read_entities(args.entities, tokens)
     else:

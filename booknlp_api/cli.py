@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -227,8 +228,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_ENGINE_COMMANDS = frozenset({"serve", "worker", "analyze"})
+"""Commands that load upstream's libraries (``serve`` through its worker processes)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in _ENGINE_COMMANDS:
+        # transformers' notices (embedding resizing, tokenizer advice) are about upstream's code,
+        # not the user's input; its errors still show. Set before transformers is imported, and
+        # inherited by worker processes; a TRANSFORMERS_VERBOSITY the user chose wins.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.run(args, settings))

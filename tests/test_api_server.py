@@ -30,6 +30,7 @@ CLI = Path(sys.executable).with_name("booknlp-api")
 class Served:
     client: httpx.Client
     data_dir: Path
+    log_path: Path
 
     def worker_pids(self) -> list[int]:
         store = JobStore(self.data_dir / "jobs.sqlite3")
@@ -61,7 +62,7 @@ def served(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=AUTH) as client:
             _wait_until_ready(client, process, log_path)
-            yield Served(client, folder / "data")
+            yield Served(client, folder / "data", log_path)
     finally:
         process.terminate()
         try:
@@ -95,6 +96,14 @@ def test_served_process_is_ready_on_cpu_with_synthetic_models(served: Served) ->
     assert [(m["name"], m["synthetic"]) for m in ready["models"]] == [("tiny", True)]
     assert [m["loaded"] for m in server.get("/v1/info").json()["models"]] == [True]
     assert len(served.worker_pids()) == 1
+
+
+def test_upstream_noise_stays_out_of_the_server_log(served: Served) -> None:
+    """The worker process has imported and loaded upstream's models: none of their chatter reached the log."""
+    assert served.worker_pids()
+    log = served.log_path.read_text(errors="replace")
+    for noise in ("pkg_resources", "new embeddings will be initialized", "mean_resizing", "using device"):
+        assert noise not in log, log[-3000:]
 
 
 def test_health_answers_promptly_while_an_analysis_runs(served: Served) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,10 @@ import pytest
 from booknlp_api.cli import main
 
 CHAPTER = Path(__file__).parent / "fixtures" / "texts" / "dialogue_pride_and_prejudice_ch2.txt"
+CLI = Path(sys.executable).with_name("booknlp-api")
+
+UPSTREAM_NOISE = ("pkg_resources", "new embeddings will be initialized", "mean_resizing", "using device")
+"""What upstream and its libraries print while being imported and loaded."""
 
 
 @pytest.fixture
@@ -53,3 +61,23 @@ def test_bad_input_files_give_a_clean_error(tiny_env: Path, tmp_path: Path, caps
 def test_unknown_pipe_is_a_clean_error(tiny_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(CHAPTER), "--out", str(tmp_path), "--pipeline", "entity,sentiment", "--quiet"]) == 1
     assert "valid pipes are entity, quote, supersense, event, coref" in capsys.readouterr().err
+
+
+def test_analyze_in_a_fresh_process_prints_our_logs_and_none_of_upstreams_noise(tiny_models_dir: Path,
+                                                                                  tmp_path: Path) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text(CHAPTER.read_text(encoding="utf-8")[:2000], encoding="utf-8")
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("BOOKNLP_") and key not in ("TRANSFORMERS_VERBOSITY", "PYTHONWARNINGS")}
+    env.update(BOOKNLP_MODELS_DIR=str(tiny_models_dir), BOOKNLP_MODEL="tiny", BOOKNLP_LOG_LEVEL="info",
+               BOOKNLP_TORCH_THREADS="1")
+    done = subprocess.run([str(CLI), "analyze", str(book), "--out", str(tmp_path / "out"), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for noise in UPSTREAM_NOISE:
+        assert noise not in done.stdout + done.stderr, noise
+    # our own logs still show, and nothing but them reaches stderr
+    assert "loaded tiny/entity on cpu" in done.stderr
+    ours = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ [A-Z]+ booknlp_api\.")
+    assert [line for line in done.stderr.splitlines() if line.strip() and not ours.match(line)] == []
+    assert done.stdout.count("\n") == 1 and "tokens" in done.stdout

@@ -52,15 +52,23 @@ class Components:
     def load(self, component: str) -> None:
         if getattr(self, component) is not None:
             return
-        path = str(self.folder / self.manifest.components[component])
-        with torch.no_grad(), local_bert(self.folder), built_on_cpu():
-            built = _BUILDERS[component](path)
+        built = build(component, self.folder, self.manifest.components[component])
         _move(component, built, self.device)
-        install(component, built)
+        install(component, built, upstream_data("aliases.txt"))
         setattr(self, component, built)
         if component == "entity":
             self.names = import_upstream("booknlp.english.name_coref").NameCoref(upstream_data("aliases.txt"))
             load_priors(GENDER_PRIORS, GENDER_CATS)
+
+
+def build(component: str, folder: Path, file_name: str, initialise: bool = False) -> Any:
+    """Upstream's component from its model file, on the CPU.
+
+    The file overwrites every weight, so by default nothing is randomly initialised first
+    (``initialise=True`` builds it the way upstream does, for comparison).
+    """
+    with torch.no_grad(), local_bert(folder, initialise=initialise), built_on_cpu():
+        return _BUILDERS[component](str(folder / file_name))
 
 
 def _build_entity(path: str) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -27,19 +28,43 @@ _UPSTREAM_MODULES = (
 
 
 def import_upstream(module: str) -> ModuleType:
-    """Import a booknlp module, sending the text it prints at import time to the log."""
+    """Import a booknlp module, sending the text it prints at import time to the debug log.
+
+    Its ``import pkg_resources`` raises setuptools' deprecation warning, which nobody running this
+    service can act on: it is dropped here rather than printed to every user's terminal.
+    """
     import importlib
 
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
         imported = importlib.import_module(module)
     if buffer.getvalue().strip():
         log.debug("booknlp import: %s", buffer.getvalue().strip())
     return imported
 
 
-def _local_classes(model_dir: Path) -> tuple[type, type]:
+def _checkpoint_bert_class() -> type:
+    from transformers import BertModel
+
+    class CheckpointBertModel(BertModel):
+        """A BertModel whose weights are all about to be overwritten by a checkpoint."""
+
+        def _init_weights(self, module: object) -> None:
+            # Called for the rows resize_token_embeddings adds; the checkpoint writes them.
+            return None
+
+        def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                    mean_resizing: bool = True) -> object:
+            return super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing=False)
+
+    return CheckpointBertModel
+
+
+def _local_classes(model_dir: Path, initialise: bool) -> tuple[type, type]:
     from transformers import BertConfig, BertModel, BertTokenizer
+
+    bert_class = BertModel if initialise else _checkpoint_bert_class()
 
     def folder(name: str) -> str:
         path = model_dir / "bert" / name.replace("/", "_", 1)
@@ -57,22 +82,32 @@ def _local_classes(model_dir: Path) -> tuple[type, type]:
         def from_pretrained(name: str, **kwargs: object) -> BertModel:
             config = BertConfig.from_pretrained(folder(name), local_files_only=True)
             # from_pretrained returns a model in eval mode; keep that behaviour.
-            return BertModel(config).eval()
+            return bert_class(config).eval()
 
     return LocalBertTokenizer, LocalBertModel
 
 
 @contextlib.contextmanager
-def local_bert(model_dir: Path) -> Iterator[None]:
-    """Within this block upstream components take their BERT base from ``model_dir/bert/``."""
+def local_bert(model_dir: Path, initialise: bool = True) -> Iterator[None]:
+    """Within this block upstream components take their BERT base from ``model_dir/bert/``.
+
+    ``initialise=False`` when a checkpoint will overwrite every weight: modules are built without
+    random initialisation (their parameters hold whatever memory they were given until then).
+    """
     modules = [import_upstream(name) for name in _UPSTREAM_MODULES]
-    tokenizer_cls, model_cls = _local_classes(model_dir)
+    tokenizer_cls, model_cls = _local_classes(model_dir, initialise)
     saved = [(module, module.BertTokenizer, module.BertModel) for module in modules]
     try:
         for module in modules:
             module.BertTokenizer = tokenizer_cls
             module.BertModel = model_cls
-        yield
+        if initialise:
+            yield
+        else:
+            from transformers.modeling_utils import no_init_weights
+
+            with no_init_weights():
+                yield
     finally:
         for module, tokenizer, model in saved:
             module.BertTokenizer = tokenizer

@@ -53,3 +53,29 @@ def test_bad_input_files_give_a_clean_error(tiny_env: Path, tmp_path: Path, caps
 def test_unknown_pipe_is_a_clean_error(tiny_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(CHAPTER), "--out", str(tmp_path), "--pipeline", "entity,sentiment", "--quiet"]) == 1
     assert "valid pipes are entity, quote, supersense, event, coref" in capsys.readouterr().err
+
+
+def test_analyze_precision_is_chosen_on_the_command_line(tiny_env: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "short.txt"
+    text.write_text("Emma smiled at Harriet.", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["analyze", str(text), "--out", str(out), "--quiet", "--pipeline", "entity",
+                 "--precision", "fast"]) == 0
+    assert json.loads((out / "short.json").read_text(encoding="utf-8"))["precision"] == "fast"
+    assert "(fast)" in capsys.readouterr().out
+
+
+def test_compare_prints_every_agreement_and_fails_below_the_minimum(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    header = "COREF\tstart_token\tend_token\tprop\tcat\ttext\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "book.entities").write_text(header + "0\t0\t0\tPROP\tPER\tEmma\n1\t3\t3\tPROP\tPER\tJane\n")
+    (tmp_path / "b" / "book.entities").write_text(header + "0\t0\t0\tPROP\tPER\tEmma\n1\t3\t3\tPROP\tLOC\tJane\n")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a")]) == 0
+    assert "entities_f1\t1.0000" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--min", "0.98"]) == 1
+    printed = capsys.readouterr().out
+    assert "entities_f1\t0.5000" in printed and "coref_b_cubed_f1\t1.0000" in printed
+    assert "lowest\t0.5000" in printed

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.corpus import TEXTS, text_path
 from benchmarks.engine_vs_upstream import ensure_models
 from benchmarks.upstream import UpstreamRun, run_upstream_batch
 from booknlp_api.config import Settings
@@ -47,12 +48,8 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 def benchmark_texts() -> list[Path]:
-    """The project's benchmark novels: benchmarks/texts/, else ../shared/data/texts/."""
-    for folder in (_REPO / "benchmarks" / "texts", _REPO.parent / "shared" / "data" / "texts"):
-        found = sorted(folder.glob("*.txt"))
-        if found:
-            return found
-    raise SystemExit("no benchmark texts found: pass --text FILE")
+    """The project's benchmark novels (benchmarks/texts/, checksums verified)."""
+    return [text_path(name) for name in sorted(TEXTS)]
 
 
 def timed_run(service: NLPService, text: str, out: Path, precision: str) -> dict[str, Any]:

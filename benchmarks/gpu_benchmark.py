@@ -27,11 +27,11 @@ from typing import Any
 import torch
 
 from benchmarks.engine_vs_upstream import compare_files, ensure_models
-from benchmarks.fast_vs_exact import benchmark_texts
+from benchmarks.fast_vs_exact import OPTIONS, benchmark_texts
 from benchmarks.upstream import UpstreamRun, run_upstream_batch
 from booknlp_api.config import Settings
 from booknlp_api.engine.agreement import compare_folders
-from booknlp_api.engine.precision import FAST, FastMode
+from booknlp_api.engine.precision import FastMode
 from booknlp_api.engine.service import NLPService
 
 CHARS_PER_TOKEN = 4.6
@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "booknlp-bench-models")
     parser.add_argument("--dry-run", action="store_true", help="on the CPU, tiny models, a short text")
     parser.add_argument("--skip-upstream", action="store_true", help="no upstream run, no identity check")
+    parser.add_argument("--fast", choices=sorted(OPTIONS), default="shipped",
+                        help="the fast mode measured: the shipped one, or a candidate option (default: shipped)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/gpu_benchmark.json"))
     args = parser.parse_args(argv)
     size = args.size or ("tiny" if args.dry_run else "big")
@@ -103,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device visible to torch; use --dry-run to exercise the script on the CPU", file=sys.stderr)
         return 2
     device = "cpu" if args.dry_run else "cuda"
-    # The dry run has no CUDA: fast mode autocasts on the CPU to the dtype it would use on the GPU.
-    fast_mode = FastMode(half_cpu=FAST.half_cuda) if args.dry_run else FAST
+    fast_mode = OPTIONS[args.fast]
+    if args.dry_run:
+        # No CUDA here: autocast on the CPU to the dtype the mode would use on the GPU (float16 if none).
+        fast_mode = FastMode(half_cpu=fast_mode.half_cuda or torch.float16)
 
     ensure_models(args.models_dir, size, 0)
     settings = Settings(models_dir=args.models_dir, model=size, device=device)
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps({
         "device": device, "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None, "size": size,
         "tokens": count, "chars": len(text), "load_s": load_s, "runs": runs, "identical": identical,
-        "fast_agreement": agreement, "fast_changes": fast_mode.describe(service.device),
+        "fast": args.fast, "fast_agreement": agreement, "fast_changes": fast_mode.describe(service.device),
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()},
     }, indent=2))
     print(f"figures written to {args.json}")

@@ -5,6 +5,7 @@
 # on the same GPU and reports fast mode's agreement with exact. Figures also go to
 # benchmarks/results/gpu_benchmark.json. docs/GPU_VALIDATION.md says how to run it on an offline host.
 # Usage: scripts/gpu-benchmark.sh [--dry-run] [--tokens N] [--size big|small|tiny] [--skip-upstream]
+#                                 [--fast shipped|fp16|bf16|int8]   (the fast mode measured)
 #   --dry-run: no GPU needed; tiny models, a ~400-token text, on the CPU (exercises every code path).
 # Environment: PYTHON (default: .venv/bin/python, else python3); wheels installed with --target /tmp/site
 #   (../shared/tools/gpu-wheels.sh) are put first on PYTHONPATH when that folder exists.

@@ -6,7 +6,6 @@ import filecmp
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 import pytest
 import torch
@@ -101,9 +100,9 @@ def test_on_cpu_the_cuda_options_do_nothing_and_int8_quantizes() -> None:
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in built.model.bert.modules())
 
 
-def test_the_shipped_fast_mode_says_what_it_changes_per_device() -> None:
-    assert FAST.describe(torch.device("cuda", 0)) == ["BERTs run under float16 autocast"]
-    assert FAST.describe(torch.device("cpu")) == []
-    with mock.patch.object(torch.cuda, "is_available", return_value=False):
-        assert FastMode(int8_cpu=True).describe(torch.device("cpu")) == [
-            "int8 dynamic quantisation of the BERTs' linear layers"]
+def test_fast_modes_say_what_they_change_per_device() -> None:
+    # No option has passed the 98% agreement rule yet: the shipped fast mode changes nothing anywhere.
+    assert FAST.describe(torch.device("cuda", 0)) == FAST.describe(torch.device("cpu")) == []
+    both = FastMode(int8_cpu=True, half_cuda=torch.float16)
+    assert both.describe(torch.device("cuda", 0)) == ["BERTs run under float16 autocast"]
+    assert both.describe(torch.device("cpu")) == ["int8 dynamic quantisation of the BERTs' linear layers"]

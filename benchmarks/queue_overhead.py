@@ -168,7 +168,7 @@ def novel_result(client: httpx.Client, jobs: JobService, reference: Path) -> Non
         shutil.copy(source, run / source.name.replace("158_emma", "emma"))
     tokens = write_emma_tokens(run / "emma.tokens", text_path("emma.txt").read_text(encoding="utf-8"))
     info = AnalysisInfo(model="reference", pipeline=["entity", "quote", "supersense", "event", "coref"],
-                        device="cpu", synthetic_models=False, token_count=tokens, timings={})
+                        device="cpu", synthetic_models=False, token_count=tokens, timings={}, precision="exact")
     build_s, _ = _timed(lambda: store_result_json(run, "emma", info, SECTIONS))
     now = time.time()
     jobs.store.insert(Job(id="emma", seq=0, status="succeeded", book_id="emma", model="reference",

@@ -80,7 +80,7 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     try:
         service = NLPService(settings)
         analysis = service.analyze(text, out_dir=args.out, model=args.model, pipeline=args.pipeline,
-                                   book_id=book_id, progress=progress)
+                                   book_id=book_id, progress=progress, precision=args.precision)
     except EngineError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
@@ -89,13 +89,31 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     bar.close()
     result = build_result(args.out, book_id, model=analysis.model, pipeline=analysis.pipeline,
                           device=analysis.device, timings=analysis.timings,
-                          synthetic_models=analysis.synthetic_models, token_count=analysis.token_count)
+                          synthetic_models=analysis.synthetic_models, token_count=analysis.token_count,
+                          precision=analysis.precision)
     (args.out / f"{book_id}.json").write_text(result.model_dump_json(), encoding="utf-8")
     note = " (SYNTHETIC random-weight models: output is linguistically meaningless)" \
         if analysis.synthetic_models else ""
-    print(f"{analysis.token_count} tokens, {sum(analysis.timings.values()):.1f}s on {analysis.device}: "
+    print(f"{analysis.token_count} tokens, {sum(analysis.timings.values()):.1f}s on {analysis.device} "
+          f"({analysis.precision}): "
           f"{', '.join(sorted(p.name for p in analysis.files.values()))}, {book_id}.json in {args.out}{note}")
     return 0
+
+
+def _compare(args: argparse.Namespace, settings: Settings) -> int:
+    from booknlp_api.engine.agreement import compare_folders
+    from booknlp_api.engine.result import NativeFormatError
+
+    try:
+        found = compare_folders(args.reference, args.candidate, args.id, events=not args.no_events)
+    except (OSError, NativeFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, value in found.values().items():
+        print(f"{name}\t{value:.4f}")
+    lowest = found.lowest()
+    print(f"lowest\t{lowest:.4f}")
+    return 1 if args.min is not None and lowest < args.min else 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -211,8 +229,18 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--model", help="model name (default: BOOKNLP_MODEL)")
     an.add_argument("--pipeline", help="comma-separated: entity,quote,supersense,event,coref (default: all)")
     an.add_argument("--id", help="book id used in file names (default: the file's stem)")
+    an.add_argument("--precision", choices=["exact", "fast"],
+                    help="exact: byte-identical to BookNLP; fast: faster, may differ (default: BOOKNLP_PRECISION)")
     an.add_argument("--quiet", action="store_true", help="no progress bar")
     an.set_defaults(run=_analyze)
+
+    cp = commands.add_parser("compare", help="agreement of two runs' native files (entities, quotes, coref...)")
+    cp.add_argument("reference", type=Path, help="folder of the reference run (exact mode, or upstream)")
+    cp.add_argument("candidate", type=Path, help="folder of the run compared with it")
+    cp.add_argument("--id", default="book", help="book id of both runs' files (default: book)")
+    cp.add_argument("--no-events", action="store_true", help="the event pipe did not run")
+    cp.add_argument("--min", type=float, help="exit 1 when any agreement is below this (0 to 1)")
+    cp.set_defaults(run=_compare)
 
     sv = commands.add_parser("serve", help="run the HTTP service")
     sv.add_argument("--host")

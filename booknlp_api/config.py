@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     )
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads; unset: torch's default.")
     preload: bool = Field(True, description="Load the default model's components at start-up.")
+    precision: Literal["exact", "fast"] = Field(
+        "exact", description="Precision when a request names none: exact (byte-identical to BookNLP) or fast.")
 
     models_url: str = Field(UPSTREAM_MODELS_URL, description="Where BookNLP's trained model files are fetched.")
     huggingface_url: str = Field(HUGGINGFACE_URL, description="Where base BERT config.json/vocab.txt come from.")

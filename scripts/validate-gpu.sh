@@ -4,17 +4,19 @@
 #   2. `booknlp-api serve` with BOOKNLP_DEVICE=auto: /v1/health, then /v1/ready reports cuda:N and the
 #      GPU's name (cpu without a GPU), then one POST /v1/analyze;
 #   3. `booknlp-api analyze` of a ~10K-token text with BOOKNLP_DEVICE=cuda and =cpu, same model files:
-#      the native files must be byte-identical; prints both timings and the speed-up.
+#      prints both timings, the speed-up and how far the two agree (`booknlp-api compare`; different
+#      kernels rarely give identical floats, so identical bytes are not demanded);
+#   4. upstream process() on the same GPU (needs a checkout: benchmarks/upstream.py): our GPU files must
+#      be byte-identical to upstream's.
 # Usage: scripts/validate-gpu.sh [TEXT_FILE]         (docs/GPU_VALIDATION.md)
 # Environment: BOOKNLP_MODELS_DIR + BOOKNLP_MODEL (default: synthesize `small` into a temp dir),
-#   REQUIRE_GPU=1, ALLOW_FP_TOLERANCE=1, TEXT_CHARS (55000), READY_TIMEOUT (600 s), BOOKNLP_API, KEEP_WORKDIR=1.
+#   REQUIRE_GPU=1, TEXT_CHARS (55000), READY_TIMEOUT (600 s), BOOKNLP_API, KEEP_WORKDIR=1.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 TEXT_CHARS=${TEXT_CHARS:-55000}
 READY_TIMEOUT=${READY_TIMEOUT:-600}
-ALLOW_FP_TOLERANCE=${ALLOW_FP_TOLERANCE:-0}
 REQUIRE_GPU=${REQUIRE_GPU:-0}
 NATIVE=(tokens entities quotes supersense book book.html)
 
@@ -198,19 +200,43 @@ gpu_s=$(analyze cuda "$WORK/out-gpu")
 say "GPU: booknlp-api analyze took ${gpu_s} s"
 say "speed-up: $("$PY" -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}x')" "$cpu_s" "$gpu_s") (CPU ${cpu_s} s / GPU ${gpu_s} s)"
 
-differ=0
-for ext in "${NATIVE[@]}"; do
-  if cmp -s "$WORK/out-cpu/book.$ext" "$WORK/out-gpu/book.$ext"; then
-    say "identical: book.$ext ($(wc -c < "$WORK/out-cpu/book.$ext") bytes)"
-  else
-    differ=1
-    lines=$(diff "$WORK/out-cpu/book.$ext" "$WORK/out-gpu/book.$ext" | grep -c '^<' || true)
-    say "DIFFERENT: book.$ext ($lines changed lines of $(wc -l < "$WORK/out-cpu/book.$ext")); first differences (< cpu, > gpu):"
-    diff "$WORK/out-cpu/book.$ext" "$WORK/out-gpu/book.$ext" | head -n 12 | cut -c1-200 || true
-  fi
-done
-if [ "$differ" = 1 ]; then
-  [ "$ALLOW_FP_TOLERANCE" = 1 ] || fail "GPU and CPU outputs differ (ALLOW_FP_TOLERANCE=1 accepts floating-point differences)"
-  say "outputs differ, accepted because ALLOW_FP_TOLERANCE=1"
+# GPU and CPU kernels add floats in other orders, so their files may differ in rare near-ties: report
+# how far they agree (the fast-mode metrics, docs/PERFORMANCE.md), never demand identical bytes.
+say "agreement of the GPU run with the CPU run (1.0000 = every decision the same):"
+"$BOOKNLP_API" compare "$WORK/out-cpu" "$WORK/out-gpu" --id book | sed 's/^/[validate-gpu]   /' \
+  || fail "could not compare the GPU and CPU outputs"
+same_bytes=$(for ext in "${NATIVE[@]}"; do cmp -s "$WORK/out-cpu/book.$ext" "$WORK/out-gpu/book.$ext" && echo "$ext"; done | wc -l)
+say "byte-identical on GPU and CPU: $same_bytes of ${#NATIVE[@]} native files (not required)"
+
+# --- 4. our engine against upstream process(), both on the GPU: these must be byte-identical ----------
+if [ -f "$REPO/benchmarks/upstream.py" ]; then
+  say "upstream BookNLP process() on the GPU, same text and model files"
+  (cd "$REPO" && PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PY" - "$WORK" "$MODELS_DIR/$MODEL" <<'PYEOF'
+import sys
+from pathlib import Path
+from benchmarks.upstream import run_upstream
+from booknlp_api.config import resolve_spacy_model
+work, model_dir = Path(sys.argv[1]), Path(sys.argv[2])
+result = run_upstream(work / "book.txt", model_dir, work / "out-upstream", "book",
+                      pipeline="entity,quote,supersense,event,coref", spacy_model=resolve_spacy_model(None),
+                      cache_dir=work / "hub")
+print(f"[validate-gpu] upstream process() took {result['process_s']:.1f} s")
+PYEOF
+  ) || fail "upstream process() failed on the GPU"
+  differ=0
+  for ext in "${NATIVE[@]}"; do
+    if cmp -s "$WORK/out-upstream/book.$ext" "$WORK/out-gpu/book.$ext"; then
+      say "identical to upstream on the GPU: book.$ext ($(wc -c < "$WORK/out-gpu/book.$ext") bytes)"
+    else
+      differ=1
+      say "DIFFERENT from upstream on the GPU: book.$ext; first differences (< upstream, > ours):"
+      diff "$WORK/out-upstream/book.$ext" "$WORK/out-gpu/book.$ext" | head -n 12 | cut -c1-200 || true
+    fi
+  done
+  [ "$differ" = 0 ] || fail "our engine and upstream process() differ on the same GPU (exact mode must be identical)"
+  identity="our engine byte-identical to upstream on the GPU"
+else
+  say "SKIPPED our-engine-vs-upstream identity on the GPU: needs a checkout (benchmarks/upstream.py)"
+  identity="identity with upstream not checked (no checkout)"
 fi
-say "PASS (GPU $GPU_NAME: service on cuda, GPU and CPU analyses $([ "$differ" = 1 ] && echo 'within tolerance' || echo 'byte-identical'))"
+say "PASS (GPU $GPU_NAME: service on cuda, GPU/CPU agreement reported, $identity)"

@@ -55,6 +55,9 @@ def test_info_lists_models_pipes_sections_and_limits(api_client: TestClient) -> 
                               "max_job_chars": 4_000_000, "max_job_bytes": 400_000, "max_queued_jobs": 2,
                               "analyze_wait_seconds": 60.0, "job_ttl_seconds": 7 * 86400.0}
     assert info["versions"]["booknlp"] == "1.0.8"
+    assert info["default_precision"] == "exact"
+    assert [(p["name"], p["options"]) for p in info["precisions"]] == [("exact", []), ("fast", [])], \
+        "fast mode ships no CPU option, so it computes what exact does on this machine"
 
 
 def test_ready_is_503_with_the_reason_when_the_default_model_cannot_load(tmp_path: Path) -> None:
@@ -80,6 +83,7 @@ def test_full_pipeline_returns_every_section_typed(api_client: TestClient, monke
     AnalysisResult.model_validate(result)
     assert (result["book_id"], result["model"], result["device"]) == ("pride", "tiny", "cpu")
     assert result["pipeline"] == list(PIPES) and result["synthetic_models"] is True
+    assert result["precision"] == "exact"
     assert result["token_count"] == len(result["tokens"]) > 300
     assert set(result["timings"]) == {"parse", "tagger", "quotes", "attribution", "names", "gender", "coref",
                                       "output"}

@@ -77,7 +77,33 @@ def test_analyze_in_a_fresh_process_prints_our_logs_and_none_of_upstreams_noise(
     for noise in UPSTREAM_NOISE:
         assert noise not in done.stdout + done.stderr, noise
     # our own logs still show, and nothing but them reaches stderr
-    assert "loaded tiny/entity on cpu" in done.stderr
+    assert "loaded tiny/entity (exact) on cpu" in done.stderr
     ours = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ [A-Z]+ booknlp_api\.")
     assert [line for line in done.stderr.splitlines() if line.strip() and not ours.match(line)] == []
     assert done.stdout.count("\n") == 1 and "tokens" in done.stdout
+
+
+def test_analyze_precision_is_chosen_on_the_command_line(tiny_env: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "short.txt"
+    text.write_text("Emma smiled at Harriet.", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["analyze", str(text), "--out", str(out), "--quiet", "--pipeline", "entity",
+                 "--precision", "fast"]) == 0
+    assert json.loads((out / "short.json").read_text(encoding="utf-8"))["precision"] == "fast"
+    assert "(fast)" in capsys.readouterr().out
+
+
+def test_compare_prints_every_agreement_and_fails_below_the_minimum(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    header = "COREF\tstart_token\tend_token\tprop\tcat\ttext\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "book.entities").write_text(header + "0\t0\t0\tPROP\tPER\tEmma\n1\t3\t3\tPROP\tPER\tJane\n")
+    (tmp_path / "b" / "book.entities").write_text(header + "0\t0\t0\tPROP\tPER\tEmma\n1\t3\t3\tPROP\tLOC\tJane\n")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a")]) == 0
+    assert "entities_f1\t1.0000" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--min", "0.98"]) == 1
+    printed = capsys.readouterr().out
+    assert "entities_f1\t0.5000" in printed and "coref_b_cubed_f1\t1.0000" in printed
+    assert "lowest\t0.5000" in printed

@@ -234,3 +234,22 @@ def test_info_reports_the_job_limits(client: TestClient) -> None:
     limits = client.get("/v1/info").json()["limits"]
     assert limits["max_job_chars"] == 100_000
     assert {"max_job_bytes", "max_queued_jobs", "analyze_wait_seconds", "job_ttl_seconds"} <= set(limits)
+
+
+def test_precision_is_recorded_shown_in_the_result_and_part_of_the_cache_key(client: TestClient) -> None:
+    text = "Marley was dead, to begin with. Scrooge knew he was dead."
+    exact = _wait(client, _submit(client, text, pipeline=FAST)["id"], {"succeeded", "failed"})
+    assert (exact["status"], exact["precision"]) == ("succeeded", "exact")
+    submitted = _submit(client, text, pipeline=FAST, precision="fast")
+    assert submitted["precision"] == "fast" and submitted["cached"] is False, "an exact result is no fast result"
+    fast = _wait(client, submitted["id"], {"succeeded", "failed"})
+    assert fast["status"] == "succeeded"
+    assert client.get(fast["links"]["result"]).json()["precision"] == "fast"
+    assert client.get(exact["links"]["result"]).json()["precision"] == "exact"
+    again = _submit(client, text, pipeline=FAST, precision="fast")
+    assert (again["cached"], again["cached_from"], again["precision"]) == (True, fast["id"], "fast")
+    upload = client.post("/v1/jobs", files={"file": ("marley.txt", text.encode(), "text/plain")},
+                         data={"pipeline": "supersense", "precision": "fast"})
+    assert upload.status_code == 202 and upload.json()["precision"] == "fast"
+    wrong = client.post("/v1/jobs", json={"text": text, "precision": "quick"})
+    assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "validation_error"

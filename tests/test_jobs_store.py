@@ -6,6 +6,7 @@ Worker liveness is decided with real processes: a pid that has exited is a dead 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import subprocess
 import time
@@ -186,6 +187,22 @@ def test_a_workers_table_from_before_readiness_gains_its_columns_and_records_sta
     assert (workers["new"].state, workers["new"].device, workers["new"].models) == ("ready", {"device": "cpu"},
                                                                                     [{"name": "tiny"}])
     assert (workers["old"].state, workers["old"].error) == ("failed", "no model")
+
+
+def test_jobs_from_before_precision_existed_read_as_exact(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    store = JobStore(path)
+    store.insert(_record("old", status="succeeded"))
+    store.close()
+    summary = {"model": "tiny", "pipeline": ["entity"], "device": "cpu", "synthetic_models": True,
+               "token_count": 3, "timings": {"parse": 0.1}}
+    with sqlite3.connect(path) as db:
+        db.execute("alter table jobs drop column precision")
+        db.execute("update jobs set analysis = ?", (json.dumps(summary),))
+    db.close()
+    job = JobStore(path).get("old")
+    assert job is not None and job.analysis is not None
+    assert (job.precision, job.analysis.precision, job.analysis.token_count) == ("exact", "exact", 3)
 
 
 def test_a_jobs_table_from_before_api_keys_gains_an_owner_and_old_jobs_stay_visible(tmp_path: Path) -> None:

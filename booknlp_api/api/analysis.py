@@ -29,7 +29,7 @@ def analysis_submission(request: AnalyzeRequest, settings: Settings) -> Submissi
                        {"chars": len(request.text), "max_analyze_chars": settings.max_analyze_chars})
     return Submission(text=request.text, book_id=request.book_id, model=request.model,
                       pipeline=None if request.pipeline is None else tuple(request.pipeline),
-                      sections=request.kept_sections(), cache=request.cache)
+                      sections=request.kept_sections(), cache=request.cache, precision=request.precision)
 
 
 async def analysis_response(jobs: JobService, job: Job) -> Response:

@@ -45,7 +45,7 @@ async def read_submission(request: Request, settings: Settings) -> Submission:
         text, offset = stripped.text, stripped.offset
     return Submission(text=text, book_id=options.book_id, model=options.model,
                       pipeline=None if options.pipeline is None else tuple(options.pipeline),
-                      sections=options.kept_sections(), cache=options.cache,
+                      sections=options.kept_sections(), cache=options.cache, precision=options.precision,
                       idempotency_key=_idempotency_key(request), text_offset=offset)
 
 

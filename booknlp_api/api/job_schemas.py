@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from booknlp_api.api.schemas import AnalysisOptions
+from booknlp_api.engine.precision import Precision
 from booknlp_api.jobs.records import Job, JobStatus
 
 
@@ -54,7 +55,8 @@ class JobErrorPublic(BaseModel):
 
 _RUNNING = {
     "id": "4f1c2d0e9a8b4c7d9e0f1a2b3c4d5e6f", "status": "running", "book_id": "emma", "model": "small",
-    "pipeline": ["entity", "quote", "supersense", "event", "coref"], "sections": None, "queue_position": None,
+    "pipeline": ["entity", "quote", "supersense", "event", "coref"], "precision": "exact", "sections": None,
+    "queue_position": None,
     "progress": {"fraction": 0.42, "stage": "tagger", "elapsed_seconds": 95.3, "eta_seconds": 131.6, "stages": [
         {"name": "parse", "status": "done", "fraction": 1.0, "seconds": 31.0},
         {"name": "tagger", "status": "running", "fraction": 0.62, "seconds": 64.3}]},
@@ -76,6 +78,7 @@ class JobPublic(BaseModel):
     book_id: str
     model: str
     pipeline: list[str]
+    precision: Precision = Field(description="exact (byte-identical to BookNLP) or fast.")
     sections: list[str] | None = Field(description="Sections the JSON result carries; null: all produced.")
     queue_position: int | None = Field(description="1 for the next job to run; null unless queued.")
     progress: ProgressPublic | None = Field(description="Null until the job starts (and for cached results).")
@@ -98,7 +101,8 @@ class JobPublic(BaseModel):
         path = f"/v1/jobs/{job.id}"
         return cls(
             id=job.id, status=job.status, book_id=job.book_id, model=job.model, pipeline=list(job.pipeline),
-            sections=None if job.sections is None else list(job.sections), queue_position=queue_position,
+            precision=job.precision, sections=None if job.sections is None else list(job.sections),
+            queue_position=queue_position,
             progress=None if job.progress is None else ProgressPublic.model_validate(job.progress),
             error=None if job.error is None else JobErrorPublic(**vars(job.error)),
             cancel_requested=job.cancel_requested, cached=job.cached_from is not None, cached_from=job.cached_from,

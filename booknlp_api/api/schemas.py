@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from booknlp_api.engine.pipeline import PIPES
+from booknlp_api.engine.precision import Precision
 from booknlp_api.engine.result_schema import SECTIONS, Section
 from booknlp_api.engine.service import BOOK_ID
 
@@ -25,6 +26,9 @@ class AnalysisOptions(BaseModel):
                           "`entity` and `quote`. Default: all.", examples=[["entity", "quote"]])
     sections: list[Section] | None = Field(
         None, description="Sections to return (default: every section the pipeline produces).")
+    precision: Precision | None = Field(
+        None, description="`exact`: native files byte-identical to BookNLP's own; `fast`: faster, may differ "
+                          "slightly (see `GET /v1/info`). Default: the configured one.")
     exclude: list[Section] | None = Field(
         None, description="Sections to leave out, e.g. `tokens`, the bulkiest.", examples=[["tokens"]])
     cache: bool = Field(
@@ -114,8 +118,16 @@ class Limits(BaseModel):
     job_ttl_seconds: float = Field(description="How long a finished job's result is kept.")
 
 
+class PrecisionPublic(BaseModel):
+    name: Precision
+    description: str
+    options: list[str] = Field(description="What this precision changes on this service's device; empty: nothing.")
+
+
 class InfoPublic(BaseModel):
     default_model: str
+    default_precision: Precision = Field(description="Precision used when a request names none.")
+    precisions: list[PrecisionPublic]
     models: list[AvailableModelPublic] = Field(description="Models found in the models folder.")
     pipes: list[str]
     sections: list[str]

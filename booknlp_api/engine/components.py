@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from booknlp_api.engine.gender import load_priors
+from booknlp_api.engine.precision import FastMode, Precision, make_fast
 from booknlp_api.engine.replacements import install
 from booknlp_api.models.bert import built_on_cpu, import_upstream, local_bert
 from booknlp_api.models.manifest import ModelManifest
@@ -40,6 +41,9 @@ class Components:
     manifest: ModelManifest
     folder: Path
     device: torch.device
+    precision: Precision = "exact"
+    fast_mode: FastMode | None = None
+    """The fast options applied to each component; None in exact mode."""
     entity: Any = None
     names: Any = None
     quote: Any = None
@@ -55,6 +59,8 @@ class Components:
         built = build(component, self.folder, self.manifest.components[component])
         _move(component, built, self.device)
         install(component, built, upstream_data("aliases.txt"))
+        if self.fast_mode is not None:
+            make_fast(built, self.device, self.fast_mode)
         setattr(self, component, built)
         if component == "entity":
             self.names = import_upstream("booknlp.english.name_coref").NameCoref(upstream_data("aliases.txt"))

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from booknlp_api.engine.result_schema import (
     SECTIONS,
@@ -115,6 +115,7 @@ def build_result(
     synthetic_models: bool,
     token_count: int | None = None,
     sections: Iterable[str] | None = None,
+    precision: Literal["exact", "fast"] = "exact",
 ) -> AnalysisResult:
     """The full result of one run: requested sections (all when None) that the pipeline produced.
 
@@ -133,6 +134,7 @@ def build_result(
         token_count=token_count,
         timings=dict(timings),
         synthetic_models=synthetic_models,
+        precision=precision,
         **{section: getattr(native, section) for section in SECTIONS},
     )
 

@@ -165,6 +165,8 @@ class AnalysisResult(BaseModel):
     synthetic_models: bool = Field(
         description="True when the models carry random weights (testing only): the analysis is meaningless."
     )
+    precision: Literal["exact", "fast"] = Field(
+        "exact", description="exact: byte-identical to BookNLP's own output; fast: faster, may differ slightly.")
     tokens: list[Token] | None = None
     entities: list[Entity] | None = None
     quotes: list[Quote] | None = None

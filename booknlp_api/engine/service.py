@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -31,6 +32,7 @@ from booknlp_api.engine.instrument import TrackerSlot, instrument
 from booknlp_api.engine.memory import available_memory, check_fits, profile_for
 from booknlp_api.engine.native import write_native
 from booknlp_api.engine.pipeline import Pipeline, parse_pipeline
+from booknlp_api.engine.precision import FAST, FastMode, Precision
 from booknlp_api.engine.progress import ProgressCallback, RunTracker
 from booknlp_api.engine.stages import STAGES, Book
 from booknlp_api.models.bert import import_upstream
@@ -51,6 +53,7 @@ class RunSummary:
     synthetic_models: bool
     token_count: int
     timings: dict[str, float]
+    precision: Precision
 
     def summary(self) -> RunSummary:
         return RunSummary(**{field.name: getattr(self, field.name) for field in fields(RunSummary)})
@@ -73,14 +76,16 @@ def normalize_text(text: str) -> str:
 class NLPService:
     """Owns the spaCy pipeline and every loaded model; safe to share between threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, fast_mode: FastMode = FAST) -> None:
         self.settings = settings
+        self.fast_mode = fast_mode
+        """What ``precision="fast"`` changes (benchmarks measure other choices through it)."""
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         self.device = resolve_device(settings.device)
         self.spacy_model = resolve_spacy_model(settings.spacy_model)
         self._spacy: Any = None
-        self._models: dict[str, Components] = {}
+        self._models: dict[tuple[str, Precision], Components] = {}
         self._slot = TrackerSlot()
         self._load_lock = threading.RLock()
         self._run_lock = threading.Lock()
@@ -90,16 +95,19 @@ class NLPService:
         return available_models(self.settings.models_dir)
 
     def loaded_models(self) -> dict[str, Components]:
-        return dict(self._models)
+        """Models in memory at the default precision (the other one loads on first use)."""
+        default = self._computed_as(None)
+        return {name: parts for (name, precision), parts in self._models.items() if precision == default}
 
     def device_info(self) -> DeviceInfo:
         return describe_device(self.device)
 
-    def load(self, model: str | None = None, pipeline: Iterable[str] | str | None = None) -> Components:
-        """Load (once) what ``pipeline`` needs from ``model``; later calls reuse it."""
+    def load(self, model: str | None = None, pipeline: Iterable[str] | str | None = None,
+             precision: Precision | None = None) -> Components:
+        """Load (once) what ``pipeline`` needs from ``model`` at ``precision``; later calls reuse it."""
         chosen = parse_pipeline(pipeline)
         with self._load_lock:
-            parts = self._components(model or self.settings.model)
+            parts = self._components(model or self.settings.model, self._computed_as(precision))
             self._spacy_pipeline()
             for component in chosen.components:
                 if getattr(parts, component) is None:
@@ -107,13 +115,21 @@ class NLPService:
                     parts.load(component)
                     instrument(component, getattr(parts, component), self._slot)
                     parts.load_seconds[component] = time.monotonic() - started
-                    log.info("loaded %s/%s on %s in %.1fs", parts.name, component, self.device,
-                             parts.load_seconds[component])
+                    log.info("loaded %s/%s (%s) on %s in %.1fs", parts.name, component, parts.precision,
+                             self.device, parts.load_seconds[component])
             return parts
 
-    def _components(self, name: str) -> Components:
-        if name in self._models:
-            return self._models[name]
+    def _computed_as(self, precision: Precision | None) -> Precision:
+        """The components a precision runs on: fast with no option for this device is exact's computation,
+        so it shares exact's components instead of loading a second, identical copy."""
+        precision = precision or self.settings.precision
+        if precision == "fast" and not self.fast_mode.describe(self.device):
+            return "exact"
+        return precision
+
+    def _components(self, name: str, precision: Precision) -> Components:
+        if (name, precision) in self._models:
+            return self._models[(name, precision)]
         folder = self.settings.models_dir / name
         available = sorted(self.available_models())
         if not BOOK_ID.match(name) or name not in available:
@@ -125,8 +141,11 @@ class NLPService:
             verify(folder, manifest)
         except ModelError as exc:
             raise ModelNotAvailable(str(exc), available) from exc
-        self._models[name] = Components(name=name, manifest=manifest, folder=folder, device=self.device)
-        return self._models[name]
+        fast_mode = self.fast_mode if precision == "fast" else None
+        parts = Components(name=name, manifest=manifest, folder=folder, device=self.device, precision=precision,
+                           fast_mode=fast_mode)
+        self._models[(name, precision)] = parts
+        return parts
 
     def _spacy_pipeline(self) -> Any:
         if self._spacy is None:
@@ -145,7 +164,7 @@ class NLPService:
     def check_memory(self, text: str, model: str | None = None) -> None:
         """Raise ``TooLargeForMemory`` when analysing ``text`` would need more memory than a worker may use."""
         name = model or self.settings.model
-        loaded = self._models.get(name)
+        loaded = next((parts for (loaded_name, _), parts in self._models.items() if loaded_name == name), None)
         manifest = loaded.manifest if loaded else read_manifest(self.settings.models_dir / name)
         check_fits(text, profile_for(manifest), self.memory_limit())
 
@@ -154,8 +173,12 @@ class NLPService:
         self, text: str, *, out_dir: Path, model: str | None = None,
         pipeline: Iterable[str] | str | None = None, book_id: str = "book",
         progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+        precision: Precision | None = None,
     ) -> Analysis:
-        """Run the chosen stages on ``text`` and write BookNLP's native files to ``out_dir``."""
+        """Run the chosen stages on ``text`` and write BookNLP's native files to ``out_dir``.
+
+        ``precision``: exact (byte-identical to upstream) or fast; None: the configured default.
+        """
         chosen = parse_pipeline(pipeline)
         if not BOOK_ID.match(book_id):
             raise InvalidInput("book_id must be 1-100 letters, digits, '.', '_' or '-', starting alphanumeric")
@@ -163,14 +186,16 @@ class NLPService:
         if not text.strip():
             raise InvalidText("the text is empty or only whitespace; there is nothing to analyse")
         with self._load_lock:
-            self._components(model or self.settings.model)  # an unknown model is refused before the memory check
+            # an unknown model is refused before the memory check
+            self._components(model or self.settings.model, self._computed_as(precision))
         self.check_memory(text, model)
-        parts = self.load(model, chosen.names())
+        parts = self.load(model, chosen.names(), precision)
         tracker = RunTracker(progress, cancel)
         with self._run_lock:
             self._slot.tracker = tracker
             try:
-                return self._run(text, parts, chosen, book_id, out_dir, tracker)
+                analysis = self._run(text, parts, chosen, book_id, out_dir, tracker)
+                return dataclasses.replace(analysis, precision=precision or self.settings.precision)
             finally:
                 self._slot.tracker = None
                 if self.device.type == "cuda":
@@ -191,7 +216,7 @@ class NLPService:
         timings["output"] = self._stage("output", tracker, output)
         return Analysis(book_id=book_id, model=parts.name, pipeline=pipeline.names(), device=str(self.device),
                         synthetic_models=parts.manifest.synthetic, token_count=len(book.tokens),
-                        timings=timings, folder=out_dir, files=files)
+                        timings=timings, precision=parts.precision, folder=out_dir, files=files)
 
     def _stage(self, name: str, tracker: RunTracker, run: Any, *args: Any) -> float:
         tracker.start(name)

@@ -9,6 +9,7 @@ from booknlp_api.engine.errors import (
     EngineError,
     StageFailed,
 )
+from booknlp_api.engine.precision import Precision
 from booknlp_api.engine.service import RunSummary
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -26,6 +27,8 @@ class Submission:
     pipeline: tuple[str, ...] | None = None
     sections: tuple[str, ...] | None = None
     """Sections the result carries; None: every section the pipeline produces."""
+    precision: Precision | None = None
+    """exact or fast; None: the configured default."""
     cache: bool = True
     idempotency_key: str | None = None
     text_offset: int = 0
@@ -79,6 +82,7 @@ class Job:
     heartbeat_at: float | None = None
     attempts: int = 0
     cancel_requested: bool = False
+    precision: Precision = "exact"
     owner: str | None = None
 
     @property

@@ -27,7 +27,7 @@ def result_json(folder: Path, book_id: str, info: AnalysisInfo, sections: Iterab
     """The typed result of the run in ``folder``, with these sections, as JSON."""
     result = build_result(folder, book_id, model=info.model, pipeline=info.pipeline, device=info.device,
                           timings=info.timings, synthetic_models=info.synthetic_models,
-                          token_count=info.token_count, sections=sections)
+                          token_count=info.token_count, sections=sections, precision=info.precision)
     return result.model_dump_json().encode()
 
 

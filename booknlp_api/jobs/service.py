@@ -112,7 +112,8 @@ class JobService:
             raise ModelNotAvailable(f"model {model!r} is not available; available: {', '.join(available) or 'none'}",
                                     available)
         self.engine.check_memory(text, model)
-        cache_key = self._cache_key(text, model, pipeline, submission.book_id)
+        precision = submission.precision or self.settings.precision
+        cache_key = self._cache_key(text, model, pipeline, submission.book_id, precision)
         request = json.dumps([cache_key, submission.sections, submission.text_offset])
         # Idempotency keys are the client's own namespace: two API keys may both send "retry-1".
         idempotency_key = submission.idempotency_key
@@ -121,14 +122,15 @@ class JobService:
         return Job(id=uuid.uuid4().hex, seq=0, status="queued", book_id=submission.book_id, model=model,
                    pipeline=pipeline, sections=submission.sections, text_chars=len(text),
                    text_offset=submission.text_offset, cache_key=cache_key, created_at=time.time(),
-                   idempotency_key=idempotency_key, owner=submission.owner,
+                   idempotency_key=idempotency_key, owner=submission.owner, precision=precision,
                    request_hash=hashlib.sha256(request.encode()).hexdigest())
 
-    def _cache_key(self, text: str, model: str, pipeline: tuple[str, ...], book_id: str) -> str:
-        """Same text, model files, pipeline, book id and software: the same native files."""
+    def _cache_key(self, text: str, model: str, pipeline: tuple[str, ...], book_id: str, precision: str) -> str:
+        """Same text, model files, pipeline, book id, precision and software: the same native files."""
         manifest = read_manifest(self.settings.models_dir / model)
         parts = {"text": hashlib.sha256(text.encode()).hexdigest(), "model": model, "pipeline": pipeline,
-                 "book_id": book_id, "model_files": {path: f.sha256 for path, f in manifest.files.items()},
+                 "book_id": book_id, "precision": precision,
+                 "model_files": {path: f.sha256 for path, f in manifest.files.items()},
                  "software": _software(resolve_spacy_model(self.settings.spacy_model))}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -47,6 +47,7 @@ create table if not exists jobs (
     heartbeat_at real,
     attempts integer not null default 0,
     cancel_requested integer not null default 0,
+    precision text not null default 'exact',
     owner text
 );
 create index if not exists jobs_status_seq on jobs (status, seq);
@@ -65,13 +66,13 @@ create table if not exists workers (
 """
 
 _WORKER_COLUMNS = {"state": "text not null default 'loading'", "error": "text", "device": "text", "models": "text"}
-_JOB_COLUMNS = {"owner": "text"}
+_JOB_COLUMNS = {"precision": "text not null default 'exact'", "owner": "text"}
 """Columns added to ``workers`` and ``jobs`` since their first release; older databases gain them when opened."""
 WorkerState = Literal["loading", "ready", "failed"]
 
 _INSERTED = ("id", "status", "book_id", "model", "pipeline", "sections", "text_chars", "text_offset", "cache_key",
              "cached_from", "idempotency_key", "request_hash", "created_at", "started_at", "finished_at",
-             "expires_at", "analysis", "result_dir", "owner")
+             "expires_at", "analysis", "result_dir", "precision", "owner")
 
 
 class DuplicateKey(Exception):
@@ -307,7 +308,9 @@ def _job(row: sqlite3.Row) -> Job:
     data["sections"] = None if data["sections"] is None else tuple(json.loads(data["sections"]))
     data["progress"] = None if data["progress"] is None else json.loads(data["progress"])
     data["error"] = None if data["error"] is None else JobError(**json.loads(data["error"]))
-    data["analysis"] = None if data["analysis"] is None else AnalysisInfo(**json.loads(data["analysis"]))
+    # Analyses recorded before precision existed were exact.
+    data["analysis"] = None if data["analysis"] is None else AnalysisInfo(**{"precision": "exact",
+                                                                             **json.loads(data["analysis"])})
     data["expired"] = bool(data["expired"])
     data["cancel_requested"] = bool(data["cancel_requested"])
     return Job(**data)

@@ -228,7 +228,8 @@ class JobWorker:
                     log.warning("job %s: progress not saved this time", job.id, exc_info=True)
 
         analysis = self.engine.analyze(self.files.read_text(job.id), out_dir=run, model=job.model,
-                                       pipeline=list(job.pipeline), book_id=job.book_id, progress=report, cancel=cancel)
+                                       pipeline=list(job.pipeline), book_id=job.book_id, progress=report, cancel=cancel,
+                                       precision=job.precision)
         info = analysis.summary()
         store_result_json(run, job.book_id, info, chosen_sections(job))
         return info

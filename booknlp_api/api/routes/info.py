@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from booknlp_api.api.auth import UNAUTHORIZED, authenticate
 from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.runtime import max_body_bytes
-from booknlp_api.api.schemas import AvailableModelPublic, InfoPublic, Limits
+from booknlp_api.api.schemas import AvailableModelPublic, InfoPublic, Limits, PrecisionPublic
 from booknlp_api.engine.pipeline import PIPES
 from booknlp_api.engine.result_schema import SECTIONS
 
@@ -31,5 +31,15 @@ def info(runtime: RuntimeDep) -> InfoPublic:
                     max_job_chars=settings.max_job_chars, max_job_bytes=settings.max_job_bytes,
                     max_queued_jobs=settings.max_queued_jobs, analyze_wait_seconds=settings.analyze_wait_seconds,
                     job_ttl_seconds=settings.job_ttl_seconds)
-    return InfoPublic(default_model=settings.model, models=models, pipes=list(PIPES), sections=list(SECTIONS),
-                      limits=limits, versions=runtime.versions)
+    engine = runtime.service
+    precisions = [
+        PrecisionPublic(name="exact", options=[],
+                        description="BookNLP's own computation: native files byte-identical to BookNLP.process()."),
+        PrecisionPublic(name="fast", options=engine.fast_mode.describe(engine.device),
+                        description="May change results slightly for speed; every option kept agrees with exact "
+                                    "mode on at least 98% of decisions in our benchmarks (docs/PERFORMANCE.md). "
+                                    "With no option for this device, it computes what exact mode does."),
+    ]
+    return InfoPublic(default_model=settings.model, default_precision=settings.precision, precisions=precisions,
+                      models=models, pipes=list(PIPES), sections=list(SECTIONS), limits=limits,
+                      versions=runtime.versions)

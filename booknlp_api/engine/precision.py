@@ -1,0 +1,88 @@
+"""Exact and fast precision.
+
+``exact`` (the default) runs upstream's computation unchanged: native files byte-identical to
+``BookNLP.process()``. ``fast`` may change bytes for speed. Each fast option is a switch on
+``FastMode``; ``FAST`` holds the ones we ship, chosen by ``benchmarks.fast_vs_exact``: an option
+ships only while every agreement with exact mode (entities, supersenses, events, quote speakers,
+coreference, characters) stays at or above 98% on every benchmark text (docs/PERFORMANCE.md).
+
+A fast model is a separate set of components (built lazily, on first use): applying an option
+changes the component instance, and the exact components in the same process stay untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+Precision = Literal["exact", "fast"]
+PRECISIONS: tuple[Precision, ...] = ("exact", "fast")
+
+
+@dataclass(frozen=True)
+class FastMode:
+    """What fast mode changes; every option off is exact mode's computation."""
+
+    int8_cpu: bool = False
+    """int8 dynamic quantisation of every BERT's linear layers when running on the CPU."""
+    half_cuda: torch.dtype | None = None
+    """Autocast every BERT to this dtype (float16 or bfloat16) when running on CUDA."""
+    half_cpu: torch.dtype | None = None
+    """The same on the CPU: only to measure on a CPU machine what half precision does to agreement."""
+
+    def describe(self, device: torch.device) -> list[str]:
+        """The options this mode switches on for ``device``, in words (for /v1/info and benchmarks)."""
+        words = []
+        if device.type == "cpu" and self.int8_cpu:
+            words.append("int8 dynamic quantisation of the BERTs' linear layers")
+        half = self.half_cuda if device.type == "cuda" else self.half_cpu
+        if half is not None:
+            words.append(f"BERTs run under {_dtype_name(half)} autocast")
+        return words
+
+
+FAST = FastMode()
+"""The fast mode we ship (see the module docstring for the rule). Empty for now: int8 on the CPU fell
+below 98% (quote speakers 95.3%, supersenses 97.7% on Pride and Prejudice), and float16/bfloat16
+autocast has no agreement measured yet (scripts/gpu-benchmark.sh --fast fp16 measures it on a GPU), so
+fast mode computes what exact mode does and shares its components."""
+
+
+def make_fast(built: Any, device: torch.device, mode: FastMode) -> None:
+    """Apply ``mode``'s model options to one freshly built component (its ``model.bert``), in place."""
+    bert = built.model.bert
+    if device.type == "cpu" and mode.int8_cpu:
+        # Quantised in place: hooks registered later on this module (progress) see the new layers.
+        torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    half = mode.half_cuda if device.type == "cuda" else mode.half_cpu
+    if half is not None:
+        bert.forward = _autocast(bert.forward, device.type, half)
+
+
+def _autocast(forward: Callable[..., Any], device_type: str, dtype: torch.dtype) -> Callable[..., Any]:
+    def autocast_forward(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type=device_type, dtype=dtype):
+            out = forward(*args, **kwargs)
+        return _as_float32(out)
+
+    return autocast_forward
+
+
+def _as_float32(value: Any) -> Any:
+    """Upstream's heads after the BERT are float32: hand them float32 (tensors, tuples, model outputs)."""
+    if torch.is_tensor(value):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, Mapping):
+        for key in list(value.keys()):
+            value[key] = _as_float32(value[key])
+        return value
+    if isinstance(value, tuple):
+        return tuple(_as_float32(item) for item in value)
+    return value
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

@@ -1,0 +1,108 @@
+"""Fast mode in the engine: its own components, loaded on first use, never disturbing exact runs."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from booknlp_api.config import Settings
+from booknlp_api.engine import precision as precision_module
+from booknlp_api.engine.agreement import compare_folders
+from booknlp_api.engine.precision import FAST, FastMode, make_fast
+from booknlp_api.engine.service import NLPService
+
+CHAPTER = (Path(__file__).parent / "fixtures" / "texts" / "dialogue_pride_and_prejudice_ch2.txt").read_text(
+    encoding="utf-8")[:4000]
+
+
+def _same_files(one: Path, other: Path) -> bool:
+    names = sorted(p.name for p in one.iterdir())
+    return names == sorted(p.name for p in other.iterdir()) and all(
+        filecmp.cmp(one / name, other / name, shallow=False) for name in names)
+
+
+def test_fast_components_are_separate_and_exact_runs_stay_byte_identical(tiny_models_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny"), fast_mode=FastMode(int8_cpu=True))
+    before = service.analyze(CHAPTER, out_dir=tmp_path / "exact-1")
+    assert before.precision == "exact"
+    fast = service.analyze(CHAPTER, out_dir=tmp_path / "fast", precision="fast")
+    assert fast.precision == "fast"
+    after = service.analyze(CHAPTER, out_dir=tmp_path / "exact-2", precision="exact")
+    assert _same_files(before.folder, after.folder)
+
+    exact_parts, fast_parts = service.load(precision="exact"), service.load(precision="fast")
+    assert exact_parts is not fast_parts and exact_parts.entity is not fast_parts.entity
+    quantized = torch.ao.nn.quantized.dynamic.Linear
+    for component in ("entity", "quote", "coref"):
+        assert not any(isinstance(m, quantized) for m in getattr(exact_parts, component).model.bert.modules())
+        assert any(isinstance(m, quantized) for m in getattr(fast_parts, component).model.bert.modules())
+    # The fast run really computed something else (int8 moves the tiny models' scores), yet stays comparable.
+    found = compare_folders(before.folder, fast.folder, "book")
+    assert set(found.values()) == {"entities_f1", "supersenses_f1", "events_f1", "quote_speakers",
+                                   "coref_b_cubed_f1", "characters_f1"}
+    assert service.loaded_models()["tiny"] is exact_parts
+
+
+def test_fast_without_an_option_for_the_device_shares_the_exact_components(tiny_models_dir: Path) -> None:
+    service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny", device="cpu"),
+                         fast_mode=FastMode(half_cuda=torch.float16))
+    assert service.load(pipeline="entity", precision="fast") is service.load(pipeline="entity", precision="exact")
+
+
+def test_the_default_precision_comes_from_the_settings(tiny_models_dir: Path, tmp_path: Path) -> None:
+    service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny", precision="fast"),
+                         fast_mode=FastMode(int8_cpu=True))
+    analysis = service.analyze("Emma smiled at Harriet.", out_dir=tmp_path, pipeline="entity")
+    assert analysis.precision == "fast"
+    assert service.loaded_models()["tiny"] is service.load(pipeline="entity", precision="fast")
+
+
+def _tiny_component() -> Any:
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32)
+    return SimpleNamespace(model=SimpleNamespace(bert=BertModel(config).eval()))
+
+
+def test_on_cuda_fast_mode_autocasts_the_bert_and_hands_float32_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA branch on a CPU machine: the device is only a name here, autocast is recorded."""
+    entered: list[tuple[str, torch.dtype]] = []
+    real_autocast = torch.autocast
+
+    def recording_autocast(device_type: str, dtype: torch.dtype) -> Any:
+        entered.append((device_type, dtype))
+        return real_autocast("cpu", dtype=torch.bfloat16)  # a real half-precision region, on this machine
+
+    monkeypatch.setattr(precision_module.torch, "autocast", recording_autocast)
+    built = _tiny_component()
+    make_fast(built, torch.device("cuda", 0), FastMode(int8_cpu=True, half_cuda=torch.float16))
+    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in built.model.bert.modules())
+    ids = torch.randint(0, 50, (2, 6))
+    sequence, pooled, hidden = built.model.bert(ids, output_hidden_states=True, return_dict=False)
+    assert entered == [("cuda", torch.float16)]
+    assert sequence.dtype == pooled.dtype == torch.float32 and all(h.dtype == torch.float32 for h in hidden)
+    as_dict = built.model.bert(ids, output_hidden_states=True)
+    assert as_dict["last_hidden_state"].dtype == torch.float32
+
+
+def test_on_cpu_the_cuda_options_do_nothing_and_int8_quantizes() -> None:
+    built = _tiny_component()
+    forward = built.model.bert.forward
+    make_fast(built, torch.device("cpu"), FastMode(half_cuda=torch.float16))
+    assert built.model.bert.forward == forward
+    make_fast(built, torch.device("cpu"), FastMode(int8_cpu=True))
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in built.model.bert.modules())
+
+
+def test_fast_modes_say_what_they_change_per_device() -> None:
+    # No option has passed the 98% agreement rule yet: the shipped fast mode changes nothing anywhere.
+    assert FAST.describe(torch.device("cuda", 0)) == FAST.describe(torch.device("cpu")) == []
+    both = FastMode(int8_cpu=True, half_cuda=torch.float16)
+    assert both.describe(torch.device("cuda", 0)) == ["BERTs run under float16 autocast"]
+    assert both.describe(torch.device("cpu")) == ["int8 dynamic quantisation of the BERTs' linear layers"]

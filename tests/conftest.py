@@ -15,6 +15,8 @@ from booknlp_api.device import DeviceInfo, describe_device, resolve_device
 from booknlp_api.engine.service import NLPService
 
 SEAMS = Path(__file__).with_name("seams")
+READY_SECONDS = 600
+"""How long a worker process may take to load the tiny models: seconds when idle, minutes on a shared machine."""
 
 
 def hold_seam_env(hold: Path, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -64,7 +66,7 @@ def api_client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         yield client
 
 
-def wait_until_ready(client: TestClient, timeout: float = 180) -> None:
+def wait_until_ready(client: TestClient, timeout: float = READY_SECONDS) -> None:
     """Until /v1/ready is 200: the app's worker process has started and loaded the models."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from booknlp_api.jobs.store import JobStore
-from tests.conftest import hold_seam_env
+from tests.conftest import READY_SECONDS, hold_seam_env
 
 CLI = Path(sys.executable).with_name("booknlp-api")
 
@@ -43,7 +43,7 @@ class Server:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen([str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
                                             env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + READY_SECONDS
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"the server exited:\n{self.tail()}"
             try:

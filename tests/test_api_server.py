@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.corpus import text_path
 from booknlp_api.jobs.store import JobStore
-from tests.conftest import assert_reported_device, hold_seam_env
+from tests.conftest import READY_SECONDS, assert_reported_device, hold_seam_env
 
 CLI = Path(sys.executable).with_name("booknlp-api")
 
@@ -74,7 +74,7 @@ def served(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def _wait_until_ready(client: httpx.Client, process: subprocess.Popen[bytes] | None = None,
                       log_path: Path | None = None) -> None:
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         if process is not None and log_path is not None:
             assert process.poll() is None, f"the server exited:\n{log_path.read_text(errors='replace')[-3000:]}"

@@ -44,7 +44,7 @@ def job_services(tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService
         jobs.stop()
 
 
-def _until(jobs: JobService, job_id: str, done: Callable[[Job], bool], timeout: float = 120) -> Job:
+def _until(jobs: JobService, job_id: str, done: Callable[[Job], bool], timeout: float = 300) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if done(job := jobs.get(job_id)):

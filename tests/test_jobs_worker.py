@@ -20,7 +20,7 @@ def _service(models_dir: Path, data_dir: Path, engine: NLPService) -> JobService
     return JobService(settings, engine)
 
 
-def _until(jobs: JobService, job_id: str, statuses: set[str], timeout: float = 120) -> Job:
+def _until(jobs: JobService, job_id: str, statuses: set[str], timeout: float = 300) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (job := jobs.get(job_id)).status in statuses:

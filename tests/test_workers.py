@@ -65,7 +65,8 @@ def test_an_api_without_workers_is_not_ready_until_separate_workers_connect_and_
                     server.wait(job_id, lambda job: job["status"] == "running")
                 with job_store(server.data_dir) as store:
                     runners = {store.get(job_id).worker_id for job_id in jobs}  # type: ignore[union-attr]
-                assert len(runners) == 2 and runners <= set(store.workers())
+                    workers = set(store.workers())
+                assert len(runners) == 2 and runners <= workers
             finally:
                 server.hold.unlink(missing_ok=True)
             done = [server.wait(job_id, has_finished) for job_id in jobs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,35 @@ import pytest
 from fastapi.testclient import TestClient
 
 from booknlp_api.config import Settings
+from booknlp_api.device import DeviceInfo, describe_device, resolve_device
 from booknlp_api.engine.service import NLPService
+
+SEAMS = Path(__file__).with_name("seams")
+READY_SECONDS = 600
+"""How long a worker process may take to load the tiny models: seconds when idle, minutes on a shared machine."""
+
+
+def hold_seam_env(hold: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: ours) for a process that, with its children, waits before each BERT batch while
+    ``hold`` exists (tests/seams/sitecustomize.py): a job stays mid-stage until the test has acted."""
+    env = dict(os.environ if env is None else env)
+    path = [str(SEAMS), *filter(None, [env.get("PYTHONPATH")])]
+    return {**env, "PYTHONPATH": os.pathsep.join(path), "HOLD_BATCHES_FILE": str(hold)}
+
+
+def expected_device() -> DeviceInfo:
+    """The device ``booknlp_api.device`` picks here for the configured BOOKNLP_DEVICE (auto: a GPU if present),
+    so that tests hold on a CPU-only machine and on a GPU host alike."""
+    return describe_device(resolve_device(Settings().device))
+
+
+def assert_reported_device(reported: dict[str, object]) -> None:
+    """A /v1/ready ``device`` object matches this machine (allocated memory varies, so only its presence)."""
+    want = expected_device()
+    stable = ("device", "cuda_available", "cuda_device_name", "cuda_memory_total_bytes")
+    assert {key: reported[key] for key in stable} == {key: getattr(want, key) for key in stable}
+    assert (reported["cuda_memory_allocated_bytes"] is None) == (want.device == "cpu")
+
 
 TEST_KEY = "bnlp_the-test-suites-own-key"
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
@@ -51,7 +80,7 @@ def api_client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         yield client
 
 
-def wait_until_ready(client: TestClient, timeout: float = 180) -> None:
+def wait_until_ready(client: TestClient, timeout: float = READY_SECONDS) -> None:
     """Until /v1/ready is 200: the app's worker process has started and loaded the models."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from booknlp_api.api.app import create_app
 from booknlp_api.config import Settings
 from booknlp_api.engine.pipeline import PIPES
 from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
+from tests.conftest import assert_reported_device, expected_device
 
 CHAPTER = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")[:2000]
 SNAPSHOT = Path(__file__).with_name("openapi.json")
@@ -27,8 +27,7 @@ def test_ready_reports_the_device_the_synthetic_model_and_versions(api_client: T
     response = api_client.get("/v1/ready")
     assert response.status_code == 200
     ready = response.json()
-    assert ready["device"] == {"device": "cpu", "cuda_available": False, "cuda_device_name": None,
-                               "cuda_memory_total_bytes": None, "cuda_memory_allocated_bytes": None}
+    assert_reported_device(ready["device"])
     [model] = ready["models"]
     assert model["name"] == "tiny" and model["synthetic"] is True and model["seed"] == 0
     assert model["source"] == "synthesized"
@@ -74,14 +73,12 @@ def test_ready_is_503_with_the_reason_when_the_default_model_cannot_load(tmp_pat
         assert client.get("/v1/health").status_code == 200
 
 
-def test_full_pipeline_returns_every_section_typed(api_client: TestClient, monkeypatch: pytest.MonkeyPatch,
-                                                   tmp_path: Path) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+def test_full_pipeline_returns_every_section_typed(api_client: TestClient) -> None:
     response = api_client.post("/v1/analyze", json={"text": CHAPTER, "book_id": "pride"})
     assert response.status_code == 200, response.text
     result = response.json()
     AnalysisResult.model_validate(result)
-    assert (result["book_id"], result["model"], result["device"]) == ("pride", "tiny", "cpu")
+    assert (result["book_id"], result["model"], result["device"]) == ("pride", "tiny", expected_device().device)
     assert result["pipeline"] == list(PIPES) and result["synthetic_models"] is True
     assert result["precision"] == "exact"
     assert result["token_count"] == len(result["tokens"]) > 300
@@ -94,7 +91,13 @@ def test_full_pipeline_returns_every_section_typed(api_client: TestClient, monke
     assert token["text"] == "Chapter" and token["start_char"] == 0
     assert all(type(token[key]) is int for key in ("paragraph", "sentence", "index", "head", "end_char"))
     assert all(type(e["start_token"]) is int and type(e["coref"]) is int for e in result["entities"])
-    assert list(tmp_path.iterdir()) == [], "the analysis folder must be deleted"
+    # The run happened in a worker process: its scratch folder was published (moved) into results/ and the
+    # submitted text deleted; nothing of this job is left behind in the data folder but its one result.
+    files = api_client.app.state.runtime.jobs.files  # type: ignore[attr-defined]
+    [job] = api_client.get("/v1/jobs", params={"limit": 1}).json()["jobs"]
+    assert job["status"] == "succeeded" and job["book_id"] == "pride"
+    assert len(list(files.results.glob(f"{job['id']}.*"))) == 1
+    assert [*files.work.glob(f"{job['id']}.*"), *files.texts.glob(f"{job['id']}.*")] == []
 
 
 @pytest.mark.parametrize(("request_extra", "present"), [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +169,7 @@ def test_a_full_queue_answers_503_with_retry_after(faulty_client: TestClient,
     jobs = [api_client.post("/v1/jobs", json={"text": f"Call me Ishmael {n}.", "pipeline": ["event"]}).json()["id"]
             for n in range(runtime.settings.max_queued_jobs + 1)]  # one running, the rest filling the queue
     try:
-        while api_client.get(f"/v1/jobs/{jobs[0]}").json()["status"] != "running":
-            time.sleep(0.02)
+        _until(lambda: api_client.get(f"/v1/jobs/{jobs[0]}").json()["status"] == "running")
         response = api_client.post("/v1/analyze", json={"text": "Call me Ishmael.", "pipeline": ["event"]})
         error = error_of(response, 503, "queue_full")
         assert response.headers["retry-after"].isdigit()
@@ -179,7 +178,13 @@ def test_a_full_queue_answers_503_with_retry_after(faulty_client: TestClient,
         for job_id in jobs:
             api_client.delete(f"/v1/jobs/{job_id}")
         gate.set()
-    while api_client.get(f"/v1/jobs/{jobs[0]}").json()["status"] == "running":
+    _until(lambda: api_client.get(f"/v1/jobs/{jobs[0]}").json()["status"] != "running")
+
+
+def _until(done: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the job never got there"
         time.sleep(0.02)
 
 

@@ -9,7 +9,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import pytest
 
 from benchmarks.corpus import text_path
 from booknlp_api.jobs.store import JobStore
-from tests.conftest import AUTH, keys_file
+from tests.conftest import AUTH, READY_SECONDS, assert_reported_device, hold_seam_env, keys_file
 
 CLI = Path(sys.executable).with_name("booknlp-api")
 
@@ -30,6 +29,8 @@ CLI = Path(sys.executable).with_name("booknlp-api")
 class Served:
     client: httpx.Client
     data_dir: Path
+    hold: Path
+    """While this file exists, the worker process waits before each BERT batch (tests/seams)."""
     log_path: Path
 
     def worker_pids(self) -> list[int]:
@@ -52,7 +53,8 @@ def served(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     assert CLI.is_file(), f"{CLI} is missing: run ./scripts/setup.sh"
     port = _free_port()
     folder = tmp_path_factory.mktemp("server")
-    env = {**os.environ, "BOOKNLP_MODELS_DIR": str(tiny_models_dir), "BOOKNLP_MODEL": "tiny",
+    hold = folder / "hold"
+    env = {**hold_seam_env(hold), "BOOKNLP_MODELS_DIR": str(tiny_models_dir), "BOOKNLP_MODEL": "tiny",
            "BOOKNLP_LOG_LEVEL": "warning", "BOOKNLP_TORCH_THREADS": "1", "BOOKNLP_DATA_DIR": str(folder / "data"),
            "BOOKNLP_API_KEYS_FILE": str(keys_file(folder))}
     log_path = folder / "server.log"
@@ -62,7 +64,7 @@ def served(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=AUTH) as client:
             _wait_until_ready(client, process, log_path)
-            yield Served(client, folder / "data", log_path)
+            yield Served(client, folder / "data", hold, log_path)
     finally:
         process.terminate()
         try:
@@ -74,7 +76,7 @@ def served(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def _wait_until_ready(client: httpx.Client, process: subprocess.Popen[bytes] | None = None,
                       log_path: Path | None = None) -> None:
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         if process is not None and log_path is not None:
             assert process.poll() is None, f"the server exited:\n{log_path.read_text(errors='replace')[-3000:]}"
@@ -87,11 +89,11 @@ def _wait_until_ready(client: httpx.Client, process: subprocess.Popen[bytes] | N
     pytest.fail("not ready in time" + (f":\n{log_path.read_text(errors='replace')[-3000:]}" if log_path else ""))
 
 
-def test_served_process_is_ready_on_cpu_with_synthetic_models(served: Served) -> None:
+def test_served_process_is_ready_on_this_machines_device_with_synthetic_models(served: Served) -> None:
     server = served.client
     assert server.get("/v1/health").json() == {"status": "ok"}
     ready = server.get("/v1/ready").json()
-    assert ready["device"]["device"] == "cpu"
+    assert_reported_device(ready["device"])
     assert ready["synthetic_models"] is True
     assert [(m["name"], m["synthetic"]) for m in ready["models"]] == [("tiny", True)]
     assert [m["loaded"] for m in server.get("/v1/info").json()["models"]] == [True]
@@ -109,35 +111,45 @@ def test_upstream_noise_stays_out_of_the_server_log(served: Served) -> None:
 def test_health_answers_promptly_while_an_analysis_runs(served: Served) -> None:
     server = served.client
     text = text_path("the_call_of_the_wild.txt").read_text(encoding="utf-8")[:3000]
-    request = {"text": text, "pipeline": ["entity", "supersense", "event"], "exclude": ["tokens"]}
-    outcome: dict[str, httpx.Response] = {}
-    analysis = threading.Thread(target=lambda: outcome.update(
-        response=server.post("/v1/analyze", json=request, timeout=300)))
-    analysis.start()
-    time.sleep(0.5)  # let the analysis reach the worker process
-    latencies = []
-    while analysis.is_alive():
-        started = time.perf_counter()
-        assert server.get("/v1/health").status_code == 200
-        latencies.append(time.perf_counter() - started)
-        time.sleep(0.05)
-    analysis.join()
-    assert outcome["response"].status_code == 200, outcome["response"].text
-    print(f"/v1/health during a {outcome['response'].json()['token_count']}-token analysis: {len(latencies)} calls, "
+    request = {"text": text, "pipeline": ["entity", "supersense", "event"], "exclude": ["tokens"], "cache": False}
+    latencies: list[float] = []
+    runs = 0
+    deadline = time.monotonic() + 300
+    # Analyses one after another until /v1/health has been timed 20 times while one was running (a fast
+    # machine finishes one before that); measured, not slept through: each call only while the job runs.
+    while len(latencies) < 20:
+        assert time.monotonic() < deadline, f"only {len(latencies)} health calls overlapped {runs} analyses"
+        response = server.post("/v1/jobs", json=request)
+        assert response.status_code == 202, response.text
+        runs += 1
+        while (job := server.get(response.headers["location"]).json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            if job["status"] == "running":
+                started = time.perf_counter()
+                assert server.get("/v1/health").status_code == 200
+                latencies.append(time.perf_counter() - started)
+            time.sleep(0.05)
+        assert job["status"] == "succeeded", job["error"]
+    print(f"/v1/health during {runs} analyses of 3,000 characters: {len(latencies)} calls, "
           f"median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
-    assert len(latencies) >= 10, "the analysis ended too soon to measure anything"
-    assert max(latencies) < 0.5  # lenient (shared CI machines stall); the analysis runs in another process
+    # Lenient, for loaded CI machines: a stalled event loop would wait on spaCy's parse (seconds) every time.
+    assert statistics.median(latencies) < 1.0
 
 
 def test_a_worker_process_killed_mid_job_is_restarted_and_the_job_completes(served: Served) -> None:
     server = served.client
     text = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")[:12_000]
-    response = server.post("/v1/jobs", json={"text": text, "cache": False})
-    assert response.status_code == 202, response.text
-    job_id = response.json()["id"]
-    _wait_for(server, job_id, lambda job: job["status"] == "running" and bool((job["progress"] or {}).get("fraction")))
-    [pid] = served.worker_pids()
-    os.kill(pid, signal.SIGKILL)
+    served.hold.touch()  # the job is still running when the kill comes, however fast the machine
+    try:
+        response = server.post("/v1/jobs", json={"text": text, "cache": False})
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        _wait_for(server, job_id,
+                  lambda job: job["status"] == "running" and bool((job["progress"] or {}).get("fraction")))
+        [pid] = served.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        served.hold.unlink(missing_ok=True)
     assert server.get("/v1/health").status_code == 200  # the API is untouched
     done = _wait_for(server, job_id, lambda job: job["status"] in ("succeeded", "failed", "cancelled"))
     assert (done["status"], done["attempts"]) == ("succeeded", 2), done["error"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from booknlp_api.cli import main
+from booknlp_api.models.manifest import read_manifest
 
 CHAPTER = Path(__file__).parent / "fixtures" / "texts" / "dialogue_pride_and_prejudice_ch2.txt"
 CLI = Path(sys.executable).with_name("booknlp-api")
@@ -38,6 +39,19 @@ def test_analyze_writes_native_files_and_json(tiny_env: Path, tmp_path: Path,
     assert result["token_count"] == len(result["tokens"]) > 1000
     assert all(result[section] for section in ("entities", "quotes", "supersenses", "events", "characters"))
     assert "SYNTHETIC" in capsys.readouterr().out
+
+
+def test_models_synthesize_builds_seeded_models_that_list_as_synthetic(
+        tiny_models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "synthesize", "--size", "tiny", "--dir", str(tmp_path), "--name", "again"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("again: SYNTHETIC random-weight models (seed 0)") and "linguistically meaningless" in out
+    made, fixture = read_manifest(tmp_path / "again"), read_manifest(tiny_models_dir / "tiny")
+    assert (made.name, made.synthetic, made.seed) == ("again", True, 0)
+    # The same seed gives the same files as the session's tiny models, built in-process.
+    assert {p: f.sha256 for p, f in made.files.items()} == {p: f.sha256 for p, f in fixture.files.items()}
+    assert main(["models", "list", "--dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("again\t")
 
 
 def test_models_list_says_synthetic(tiny_env: Path, capsys: pytest.CaptureFixture[str]) -> None:

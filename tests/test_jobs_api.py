@@ -24,7 +24,7 @@ from booknlp_api.engine.native import EXTENSIONS
 from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.store import WorkerRecord
-from tests.conftest import AUTH, keys_file, wait_until_ready
+from tests.conftest import AUTH, hold_seam_env, keys_file, wait_until_ready
 
 NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
 CHAPTER = NOVEL[:12_000]
@@ -33,15 +33,25 @@ FAST = ["supersense"]
 
 
 @pytest.fixture(scope="module")
-def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def hold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """While this file exists, the worker process waits before each BERT batch (tests/seams)."""
+    return tmp_path_factory.mktemp("hold") / "hold"
+
+
+@pytest.fixture(scope="module")
+def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory, hold: Path) -> Iterator[TestClient]:
     from booknlp_api.api.app import create_app
 
     data_dir = tmp_path_factory.mktemp("jobs-data")
     settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=data_dir, max_job_chars=100_000,
                         shutdown_grace_seconds=0, api_keys_file=keys_file(data_dir))
-    with TestClient(create_app(settings), raise_server_exceptions=False, headers=AUTH) as client:
-        wait_until_ready(client)
-        yield client
+    with pytest.MonkeyPatch.context() as patch:
+        seam = hold_seam_env(hold)
+        for name in ("PYTHONPATH", "HOLD_BATCHES_FILE"):  # the worker processes inherit our environment
+            patch.setenv(name, seam[name])
+        with TestClient(create_app(settings), raise_server_exceptions=False, headers=AUTH) as client:
+            wait_until_ready(client)
+            yield client
 
 
 def _submit(client: TestClient, text: str, **options: Any) -> dict[str, Any]:
@@ -62,9 +72,11 @@ def _wait(client: TestClient, job_id: str, statuses: set[str], timeout: float = 
     pytest.fail(f"job {job_id} never reached {statuses}")
 
 
-def _wait_for_progress(client: TestClient, job_id: str) -> None:
+def _wait_for_progress(client: TestClient, job_id: str, timeout: float = 300) -> None:
     """Until the job runs and has made some progress: mid-run, not merely claimed."""
+    deadline = time.monotonic() + timeout
     while not (_wait(client, job_id, {"running"})["progress"] or {}).get("fraction"):
+        assert time.monotonic() < deadline, f"job {job_id} made no progress"
         time.sleep(0.05)
 
 
@@ -74,13 +86,16 @@ def test_a_chapter_reports_real_progress_and_serves_json_native_and_html(client:
     early = client.get(job["links"]["result"])
     assert early.status_code == 409 and early.json()["error"]["details"]["status"] in ("queued", "running")
     fractions, etas = [], []
+    deadline = time.monotonic() + 300
     while (state := client.get(job["links"]["self"]).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, state
         if state["progress"]:
             fractions.append(state["progress"]["fraction"])
             etas.append(state["progress"]["eta_seconds"])
         time.sleep(0.05)
     assert state["status"] == "succeeded", state["error"]
     distinct = sorted(set(fractions))
+    # Stage by stage here (polled, so batches may pass unseen); batch by batch: tests/test_jobs_worker.py.
     assert fractions == sorted(fractions) and len([f for f in distinct if 0 < f < 1]) >= 4, distinct
     assert any(eta is not None for eta in etas)
     stages = state["progress"]["stages"]
@@ -103,19 +118,28 @@ def test_a_chapter_reports_real_progress_and_serves_json_native_and_html(client:
     assert html.headers["content-type"].startswith("text/html") and "<html" in html.text.lower()
 
 
-def test_cancelling_a_running_job_stops_it_and_the_next_job_starts(client: TestClient) -> None:
-    long = _submit(client, NOVEL[20_000:40_000], cache=False)
+def test_cancelling_a_running_job_stops_it_and_the_next_job_starts(client: TestClient, hold: Path) -> None:
+    hold.touch()  # the job cannot end before the test cancels it, however fast the machine
+    try:
+        _cancel_a_held_job(client, hold)
+    finally:
+        hold.unlink(missing_ok=True)
+
+
+def _cancel_a_held_job(client: TestClient, hold: Path) -> None:
+    long = _submit(client, NOVEL[20_000:24_000], cache=False)
+    _wait_for_progress(client, long["id"])  # held mid-run: the queue behind it stays put
     following = _submit(client, "Mr. Darcy walked away.", pipeline=FAST, cache=False)
     never = _submit(client, "Elizabeth laughed.", pipeline=FAST, cache=False)
-    assert never["queue_position"] == following["queue_position"] + 1
+    assert (following["queue_position"], never["queue_position"]) == (1, 2)
     dropped = client.delete(never["links"]["self"])
     assert dropped.status_code == 200 and dropped.json()["status"] == "cancelled"
 
-    _wait_for_progress(client, long["id"])
     stopping = client.delete(long["links"]["self"])
     assert stopping.status_code == 202 and stopping.json()["cancel_requested"] is True
     cancelled = _wait(client, long["id"], {"cancelled", "succeeded", "failed"})
     assert cancelled["status"] == "cancelled" and cancelled["progress"]["fraction"] < 1
+    hold.unlink()
     after = _wait(client, following["id"], {"succeeded", "failed"})
     assert after["status"] == "succeeded" and after["started_at"] >= cancelled["finished_at"]
     assert client.get(never["links"]["self"]).json()["started_at"] is None
@@ -186,6 +210,15 @@ def test_an_analysis_that_outlasts_the_wait_answers_202_with_its_job(client: Tes
     assert response.headers["location"] == job["links"]["self"]
     assert _wait(client, job["id"], {"succeeded", "failed"})["status"] == "succeeded"
     assert client.get(job["links"]["result"]).json()["tokens"][0]["text"] == "Bob"
+
+
+def test_a_format_the_pipeline_did_not_produce_is_404_saying_what_it_needs(client: TestClient) -> None:
+    job = _wait(client, _submit(client, "Tiny Tim.", pipeline=FAST, cache=False)["id"], {"succeeded"})
+    response = client.get(job["links"]["result"], params={"format": "html"})
+    assert response.status_code == 404, response.text
+    error = response.json()["error"]
+    assert error["code"] == "format_not_produced" and "needs the quote and coref pipes" in error["message"]
+    assert client.get(job["links"]["result"], params={"format": "native"}).status_code == 200
 
 
 def test_an_expired_result_is_gone(client: TestClient) -> None:

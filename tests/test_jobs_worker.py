@@ -21,7 +21,7 @@ def _service(models_dir: Path, data_dir: Path, engine: NLPService) -> JobService
     return JobService(settings, engine)
 
 
-def _until(jobs: JobService, job_id: str, statuses: set[str], timeout: float = 120) -> Job:
+def _until(jobs: JobService, job_id: str, statuses: set[str], timeout: float = 300) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (job := jobs.get(job_id)).status in statuses:
@@ -31,15 +31,26 @@ def _until(jobs: JobService, job_id: str, statuses: set[str], timeout: float = 1
 
 
 def test_stopping_lets_the_running_job_finish_within_the_grace_period(
-        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService) -> None:
+        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch) -> None:
     jobs = _service(tiny_models_dir, tmp_path, tiny_service)
+    entered = threading.Event()
+    real_analyze = tiny_service.analyze
+
+    def analyze_once_stopping(text: str, **options: Any) -> Any:
+        # The analysis starts only once the stop has begun: the job cannot finish before it.
+        entered.set()
+        assert jobs.worker is not None and jobs.worker._stopping.wait(60)
+        return real_analyze(text, **options)
+
+    monkeypatch.setattr(jobs.engine, "analyze", analyze_once_stopping)
     jobs.start()
     job, _ = jobs.submit(Submission(text="Scrooge signed it. " * 40, pipeline=("supersense",)))
-    _until(jobs, job.id, {"running"})
+    assert entered.wait(60)
+    assert jobs.get(job.id).status == "running"
     jobs.worker.stop(grace=120)
     assert not jobs.worker.alive
     finished = jobs.get(job.id)
-    assert finished.status == "succeeded" and finished.result_dir is not None
+    assert finished.status == "succeeded" and finished.result_dir is not None and finished.attempts == 1
     assert jobs.store.workers() == {}
 
 
@@ -70,6 +81,34 @@ def test_a_job_stuck_inside_a_stage_is_requeued_at_stop_and_its_late_result_refu
         time.sleep(0.05)
     assert jobs.get(job.id).status == "queued"
     assert list(jobs.files.results.iterdir()) == [] and list(jobs.files.work.iterdir()) == []
+
+
+def test_the_job_record_follows_progress_batch_by_batch(
+        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch) -> None:
+    from booknlp_api.jobs import worker as job_worker
+
+    monkeypatch.setattr(job_worker, "PROGRESS_EVERY", 0)  # every report written, however fast the machine
+    jobs = _service(tiny_models_dir, tmp_path, tiny_service)
+    written: list[dict[str, Any]] = []
+    real_save = jobs.store.save_progress
+
+    def save_progress(job_id: str, worker_id: str, progress: dict[str, Any], now: float) -> Any:
+        written.append(progress)
+        return real_save(job_id, worker_id, progress, now)
+
+    monkeypatch.setattr(jobs.store, "save_progress", save_progress)
+    jobs.start()
+    # 100 quotes: the attribution stage runs BERT in four batches of up to 32.
+    text = "\n".join(f"“Yes,” said {name}." for name in ["Elizabeth", "Darcy", "Jane", "Bingley"] * 25)
+    job, _ = jobs.submit(Submission(text=text, pipeline=("entity", "quote")))
+    assert _until(jobs, job.id, {"succeeded", "failed"}).status == "succeeded"
+    jobs.worker.stop(grace=10)  # type: ignore[union-attr]
+
+    within = [(p["fraction"], stage["fraction"]) for p in written for stage in p["stages"]
+              if stage["name"] == "attribution" and stage["status"] == "running"]
+    assert sorted({inner for _, inner in within}) == [0.0, 0.25, 0.5, 0.75]
+    overall = [outer for outer, _ in within]
+    assert overall == sorted(overall) and len(set(overall)) == 4
 
 
 def test_a_job_past_its_time_limit_fails_as_timeout_and_the_worker_runs_the_next(

@@ -10,11 +10,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from booknlp_api.config import Settings
+from booknlp_api.device import DeviceInfo, describe_device, resolve_device
 from booknlp_api.engine.service import NLPService
 
 TEST_KEY = "bnlp_the-test-suites-own-key"
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 """The suite talks to the service as a deployment would, with auth on; tests about auth make their own keys."""
+
+
+def expected_device() -> DeviceInfo:
+    """The device ``booknlp_api.device`` picks here for the configured BOOKNLP_DEVICE (auto: a GPU if present),
+    so that tests hold on a CPU-only machine and on a GPU host alike."""
+    return describe_device(resolve_device(Settings().device))
 
 
 def keys_file(folder: Path) -> Path:

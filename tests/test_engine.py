@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -13,9 +14,12 @@ from booknlp_api.engine.errors import Cancelled, InvalidPipeline, InvalidText, M
 from booknlp_api.engine.pipeline import PIPES, parse_pipeline
 from booknlp_api.engine.progress import StageProgress
 from booknlp_api.engine.service import NLPService
+from tests.conftest import expected_device
 
 TEXT = (Path(__file__).parent / "fixtures" / "texts" / "dialogue_pride_and_prejudice_ch2.txt").read_text(
     encoding="utf-8")[:2500]
+QUOTES = "\n".join(f"“Yes,” said {name}." for name in ["Elizabeth", "Darcy", "Jane", "Bingley"] * 25)
+"""100 quotes: the attribution stage runs them through BERT in four batches of up to 32."""
 
 
 @pytest.mark.parametrize(("pipes", "message"), [
@@ -58,7 +62,7 @@ def test_entity_alone_loads_and_writes_only_what_it_needs(tiny_models_dir: Path,
     assert service.loaded_models()["tiny"].loaded() == ("entity",)
     assert sorted(analysis.files) == ["entities", "tokens"]
     assert list(analysis.timings) == ["parse", "tagger", "quotes", "names", "gender", "output"]
-    assert analysis.synthetic_models and analysis.device == "cpu" and analysis.token_count > 400
+    assert analysis.synthetic_models and analysis.device == expected_device().device and analysis.token_count > 400
 
 
 def test_supersense_alone_works_where_upstream_would_crash(tiny_service: NLPService, tmp_path: Path) -> None:
@@ -111,19 +115,29 @@ def test_progress_reports_every_stage_in_order(tiny_service: NLPService, tmp_pat
     assert all(step.elapsed >= 0 for step in seen)
 
 
+def test_progress_moves_within_a_stage_batch_by_batch(tiny_service: NLPService, tmp_path: Path) -> None:
+    seen: list[StageProgress] = []
+    tiny_service.analyze(QUOTES, out_dir=tmp_path, pipeline="entity,quote", progress=seen.append)
+    fractions = [step.fraction for step in seen if step.stage == "attribution"]
+    # Four BERT batches of 32 quotes: reported before each (0, 1/4, 2/4, 3/4), then the stage's end.
+    assert fractions == [0.0, 0.0, 0.25, 0.5, 0.75, 1.0]
+
+
 def test_cancel_stops_at_the_next_batch_and_the_service_carries_on(tiny_service: NLPService,
                                                                     tmp_path: Path) -> None:
     cancel = threading.Event()
-    stages: list[str] = []
+    seen: list[StageProgress] = []
 
     def progress(step: StageProgress) -> None:
-        stages.append(step.stage)
-        if step.stage == "tagger":
-            cancel.set()
+        seen.append(step)
+        if step.stage == "attribution" and step.fraction > 0:
+            cancel.set()  # inside the stage, as its second batch starts
 
-    with pytest.raises(Cancelled, match="cancelled during tagger"):
-        tiny_service.analyze(TEXT, out_dir=tmp_path / "cancelled", progress=progress, cancel=cancel)
-    assert "attribution" not in stages
+    with pytest.raises(Cancelled, match="cancelled during attribution"):
+        tiny_service.analyze(QUOTES, out_dir=tmp_path / "cancelled", pipeline="entity,quote", progress=progress,
+                             cancel=cancel)
+    # The run stopped before the third batch, not at the stage's end.
+    assert [step.fraction for step in seen if step.stage == "attribution"] == [0.0, 0.0, 0.25]
     assert tiny_service.analyze(TEXT, out_dir=tmp_path / "after", pipeline="entity").token_count > 0
 
 
@@ -154,19 +168,24 @@ def test_gpu_out_of_memory_is_a_clean_error_and_the_engine_survives(tiny_service
     assert tiny_service.analyze(TEXT, out_dir=tmp_path / "after", pipeline="entity").token_count > 0
 
 
-def test_upstream_chatter_is_captured_for_the_running_thread_only(tiny_service: NLPService, tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    printed = threading.Event()
+def test_upstream_chatter_is_captured_for_the_running_thread_only(
+        tiny_service: NLPService, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    entity = tiny_service.load("tiny").entity
+    real_tag = entity.tag
 
-    def progress(step: StageProgress) -> None:
-        if step.stage == "tagger" and not printed.is_set():
-            # Another thread printing while a stage captures upstream's output must still be heard.
-            other = threading.Thread(target=lambda: print("from another thread"))
-            other.start()
-            other.join()
-            printed.set()
+    def chatty_tag(*args: object, **kwargs: object) -> object:
+        # Inside the stage: upstream prints, and meanwhile another thread prints too.
+        print("upstream chatter from the stage")
+        other = threading.Thread(target=lambda: print("from another thread"))
+        other.start()
+        other.join()
+        return real_tag(*args, **kwargs)
 
-    tiny_service.analyze(TEXT, out_dir=tmp_path, pipeline="entity,quote", progress=progress)
+    monkeypatch.setattr(entity, "tag", chatty_tag)
+    with caplog.at_level(logging.DEBUG, logger="booknlp_api.engine.service"):
+        tiny_service.analyze(TEXT, out_dir=tmp_path, pipeline="entity")
     out = capsys.readouterr().out
     assert "from another thread" in out
-    assert "Cannot resolve quotation" not in out and "--- " not in out
+    assert "upstream chatter from the stage" not in out
+    assert any("booknlp (tagger): upstream chatter from the stage" in r.getMessage() for r in caplog.records)

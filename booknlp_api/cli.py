@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from booknlp_api.config import Settings
+from booknlp_api.jobs.metrics_files import share_metrics
+from booknlp_api.logs import configure_logging
 
 
 def _models_download(args: argparse.Namespace, settings: Settings) -> int:
@@ -268,7 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         # inherited by worker processes; a TRANSFORMERS_VERBOSITY the user chose wins.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command in ("serve", "worker"):
+        # Before anything imports prometheus_client: the API and its worker processes write their metrics to
+        # files under the data folder, which the API's /metrics reads; serve starts from an empty folder.
+        share_metrics(settings.data_dir, fresh=args.command == "serve")
     return int(args.run(args, settings))
 
 

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
         200_000, ge=1, description="Largest text /v1/analyze accepts; longer texts belong to the job API."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = Field(
+        "text", description="text: one readable line per event; json: one JSON object per line (the images' choice).")
 
     data_dir: Path = Field(Path("data"), description="Job records, the queue, submitted texts and results.")
     max_job_chars: int = Field(4_000_000, ge=1, description="Longest text a job accepts, in characters.")

@@ -5,10 +5,14 @@
 #   .github/workflows/*.yml         GitHub's workflow schema, and zizmor (security, auditor persona)
 #   deploy/helm/booknlp-api         helm lint --strict; helm template with default, GPU and Ingress
 #                                   values, each through kubernetes-validate --strict (Kubernetes 1.29, 1.37)
-#   all of the above                deploy/check_policy.py: rules no schema sees (probes, GPU, security)
+#   deploy/prometheus               promtool check rules / check config / test rules (alert unit tests)
+#   all of the above                deploy/check_policy.py: rules no schema sees (probes, GPU, security,
+#                                   metrics scraping, alert rules' and dashboard's structure)
 #   scripts/*.sh, .ci/run           bash -n and shellcheck
 # Tools go into $CHECKS_VENV (.venv-checks) at pinned versions; a re-run with the same pins installs
-# nothing. Every check runs, then the script exits 1 if any failed.
+# nothing. promtool comes from Debian's `prometheus` package, unpacked into $CHECKS_VENV (no service is
+# installed); where apt cannot fetch it, the promtool checks are skipped with a notice and only
+# check_policy.py's structural checks of the rules remain. Every check runs, then the script exits 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHECKS_VENV=${CHECKS_VENV:-.venv-checks}
@@ -55,6 +59,30 @@ EOF
   echo "$want" > "$CHECKS_VENV/.pins"
 }
 
+install_promtool() {  # promtool on PATH, else unpacked from Debian's prometheus package; fails when neither works
+  command -v promtool >/dev/null && return 0
+  [ -x "$CHECKS_VENV/bin/promtool" ] && return 0
+  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || return 1
+  local download
+  download=$(mktemp -d)
+  if ! (cd "$download" && apt-get download prometheus >/dev/null 2>&1); then
+    # A fresh machine may have no package lists yet; only root can fetch them.
+    { [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 \
+      && (cd "$download" && apt-get download prometheus >/dev/null 2>&1); } || { rm -rf "$download"; return 1; }
+  fi
+  dpkg-deb -x "$download"/prometheus_*.deb "$download/unpacked" \
+    && cp "$download/unpacked/usr/bin/promtool" "$CHECKS_VENV/bin/promtool"
+  local status=$?
+  rm -rf "$download"
+  return $status
+}
+
+promtool_checks() {
+  promtool check rules deploy/prometheus/alerts.yaml \
+    && promtool check config deploy/prometheus/prometheus.yml \
+    && (cd deploy/prometheus && promtool test rules alerts-test.yaml)
+}
+
 FAILED=()
 check() {  # check NAME COMMAND...: run it, record a failure, carry on
   local name=$1
@@ -96,7 +124,14 @@ check "helm template (default) | kubernetes-validate --strict" render_and_valida
 check "helm template (GPU) | kubernetes-validate --strict" render_and_validate gpu -f "$CHART/values-gpu.yaml"
 check "helm template (Ingress) | kubernetes-validate --strict" \
   render_and_validate ingress -f "$CHART/ci/ingress-values.yaml"
+if install_promtool; then
+  check "deploy/prometheus: promtool check rules, check config, test rules" promtool_checks
+else
+  echo "==> promtool: not available (no Debian prometheus package here); skipped, check_policy.py checks the rules"
+fi
 check "deployment policy (deploy/check_policy.py)" python deploy/check_policy.py "$RENDERED"
+check "monitoring: scraping, JSON logs, rules and dashboard (deploy/check_monitoring.py)" \
+  python deploy/check_monitoring.py "$RENDERED"
 check "bash -n scripts/*.sh .ci/run" shell_syntax
 check "shellcheck scripts/*.sh .ci/run" shellcheck scripts/*.sh .ci/run
 

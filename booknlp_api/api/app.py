@@ -11,6 +11,8 @@ import booknlp_api
 from booknlp_api.api.docs import install_docs
 from booknlp_api.api.errors import install_error_handlers
 from booknlp_api.api.limits import BodySizeLimit
+from booknlp_api.api.metrics import install_metrics
+from booknlp_api.api.request_ids import install_request_ids
 from booknlp_api.api.routes import analyze, health, info, jobs
 from booknlp_api.api.runtime import Runtime, max_body_bytes
 from booknlp_api.config import Settings
@@ -36,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes(settings))
     install_error_handlers(app)
+    install_metrics(app)
+    install_request_ids(app)
     install_docs(app)
     for router in (analyze.router, jobs.router, health.router, info.router):
         app.include_router(router)

@@ -37,5 +37,7 @@ def exposure_refusal(settings: Settings, *, insecure: bool) -> str | None:
 
 def serve(settings: Settings) -> None:
     # One uvicorn process: each would start its own BOOKNLP_WORKERS worker processes (model copies).
+    # log_config=None: uvicorn's access and error loggers keep no handler of their own and reach the
+    # process's one handler (booknlp_api.logs), so they share its format and request ids.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                workers=1)
+                workers=1, log_config=None)

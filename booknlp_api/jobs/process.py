@@ -17,7 +17,9 @@ from typing import Any
 
 from booknlp_api.config import Settings
 from booknlp_api.engine.service import NLPService
+from booknlp_api.jobs import metrics
 from booknlp_api.jobs.service import JobService
+from booknlp_api.logs import set_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ def run_worker(settings: Settings, *, exit_with_parent: bool = False) -> int:
     parent = os.getppid()
     engine = NLPService(settings)
     worker = JobService(settings, engine).new_worker()
+    set_worker_id(worker.record.id)
     worker.register()
     try:
         if settings.preload:
@@ -48,6 +51,7 @@ def run_worker(settings: Settings, *, exit_with_parent: bool = False) -> int:
         return EXIT_LOAD_FAILED
     worker.store.set_worker_state(worker.record.id, "ready", device=asdict(engine.device_info()),
                                   models=loaded_models(engine))
+    metrics.gpu_memory(engine.device_info())
     worker.start()
     log.info("worker %s ready", worker.record.id)
     while not stop.wait(PARENT_POLL_SECONDS):

@@ -15,6 +15,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from booknlp_api.jobs import metrics
 from booknlp_api.jobs.files import JobFiles
 from booknlp_api.jobs.queue import JobQueue
 from booknlp_api.jobs.records import Job, JobError
@@ -89,11 +90,14 @@ class Recovery:
                                                              "times before it finished; giving up"), now)
         elif self.store.requeue(job.id, job.worker_id):
             self.queue.push(job.id, first=True)
-            log.warning("job %s: worker %s is gone; re-queued (attempt %d)", job.id, job.worker_id, job.attempts)
+            log.warning("job %s: worker %s is gone; re-queued (attempt %d)", job.id, job.worker_id, job.attempts,
+                        extra={"job_id": job.id})
 
     def _end(self, job: Job, status: str, error: JobError | None, now: float) -> None:
         if self.store.finish(job.id, job.worker_id, status, now=now, expires_at=now + self.ttl_seconds, error=error):
+            metrics.job_finished(status, error)
             self.files.delete_text(job.id)
+            log.warning("job %s: %s (its worker is gone)", job.id, status, extra={"job_id": job.id})
 
 
 def _pid_alive(pid: int) -> bool:

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import json
+import logging
 import time
 import uuid
 from functools import cache
@@ -23,6 +24,7 @@ from booknlp_api.engine.errors import InvalidText, ModelNotAvailable
 from booknlp_api.engine.pipeline import parse_pipeline
 from booknlp_api.engine.service import NLPService
 from booknlp_api.engine.text import TextTooLarge
+from booknlp_api.jobs import metrics
 from booknlp_api.jobs.errors import (
     IdempotencyConflict,
     JobAlreadyFinished,
@@ -38,6 +40,8 @@ from booknlp_api.jobs.store import DuplicateKey, JobStore, WorkerRecord
 from booknlp_api.jobs.wake import FINISHED, FinishWatch, WakingQueue, notify
 from booknlp_api.jobs.worker import JobWorker
 from booknlp_api.models.manifest import read_manifest
+
+log = logging.getLogger(__name__)
 
 RETRY_AFTER_BOUNDS = (5, 600)
 WAIT_POLL_SECONDS = 1.0
@@ -83,7 +87,9 @@ class JobService:
         if submission.cache and self.settings.result_cache:
             source = self.store.cached_source(job.cache_key, job.created_at)
             if source is not None and source.result_dir is not None:
-                return self._insert(self._from_cache(job, source)), True
+                stored = self._insert(self._from_cache(job, source))
+                self._accepted(stored, job)
+                return stored, True
         if max_active is not None and submission.owner is not None:
             active = self.store.count_active(submission.owner)
             if active >= max_active:
@@ -97,7 +103,15 @@ class JobService:
             self.queue.push(job.id)
             if self.worker is not None:
                 self.worker.wake()
+        self._accepted(stored, job)
         return stored, stored.id == job.id
+
+    @staticmethod
+    def _accepted(stored: Job, job: Job) -> None:
+        if stored.id == job.id:  # else an earlier job with the same Idempotency-Key answers
+            metrics.job_submitted(stored)
+            log.info("job %s: %s (%d characters, model %s)", stored.id, stored.status, stored.text_chars,
+                     stored.model, extra={"job_id": stored.id})
 
     def _new_job(self, submission: Submission) -> Job:
         text = submission.text
@@ -218,6 +232,7 @@ class JobService:
         now = time.time()
         job = self.store.cancel(job_id, now, now + self.settings.job_ttl_seconds) or job
         if job.status == "cancelled":
+            metrics.job_finished("cancelled", None)
             self.files.delete_text(job.id)
             notify(self.settings.data_dir, FINISHED)
         if self.worker is not None:

@@ -183,6 +183,12 @@ class JobStore:
         return int(self._rows("select count(*) from jobs where owner = ? and status in ('queued', 'running')",
                               owner)[0][0])
 
+    def queue_summary(self) -> tuple[int, float | None, int]:
+        """Jobs queued, when the oldest of them was submitted (None: none queued), and jobs running."""
+        rows = self._rows("select count(*), min(created_at) from jobs where status = 'queued'")
+        running = self._rows("select count(*) from jobs where status = 'running'")[0][0]
+        return int(rows[0][0]), None if rows[0][1] is None else float(rows[0][1]), int(running)
+
     def queue_position(self, job: Job) -> int:
         """1 for the next job to run."""
         return 1 + int(self._rows("select count(*) from jobs where status = 'queued' and seq < ?", job.seq)[0][0])

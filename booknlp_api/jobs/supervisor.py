@@ -14,6 +14,8 @@ import threading
 import time
 
 from booknlp_api.config import Settings
+from booknlp_api.jobs.metrics import WORKER_EXITS
+from booknlp_api.jobs.metrics_files import process_gone
 from booknlp_api.jobs.process import EXIT_LOAD_FAILED
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,7 @@ STOP_MARGIN_SECONDS = 10.0
 BACKOFF_SECONDS = (1.0, 30.0)
 """First and largest wait before restarting a worker that died; doubles while they keep dying."""
 CHECK_SECONDS = 0.5
+EXIT_REASONS = ("crashed", "load_failed")
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -61,6 +64,8 @@ class Supervisor:
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
     def start(self) -> None:
+        for reason in EXIT_REASONS:
+            WORKER_EXITS.labels(reason)  # exported as 0 from the start, so rates and alerts see the first exit
         if self._processes:
             self._thread.start()
 
@@ -92,6 +97,8 @@ class Supervisor:
         code = process.poll()
         if code is None:
             return
+        process_gone(process.pid)
+        WORKER_EXITS.labels("load_failed" if code == EXIT_LOAD_FAILED else "crashed").inc()
         if code == EXIT_LOAD_FAILED:
             # The models cannot load; the worker's record says why (readiness reports it). Retrying won't help.
             log.error("worker process %d could not load the models; not restarting it", slot)
@@ -118,3 +125,4 @@ class Supervisor:
                 log.warning("worker process %d did not stop in time; killing it", process.pid)
                 process.kill()
                 process.wait()
+            process_gone(process.pid)

@@ -26,6 +26,7 @@ from booknlp_api.config import Settings
 from booknlp_api.engine.errors import Cancelled, EngineError
 from booknlp_api.engine.progress import StageProgress
 from booknlp_api.engine.service import NLPService
+from booknlp_api.jobs import metrics
 from booknlp_api.jobs.files import JobFiles
 from booknlp_api.jobs.progress import JobProgress
 from booknlp_api.jobs.queue import JobQueue
@@ -34,6 +35,7 @@ from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.results import chosen_sections, store_result_json
 from booknlp_api.jobs.store import JobStore, WorkerRecord
 from booknlp_api.jobs.wake import FINISHED, QUEUED, Doorbell, notify
+from booknlp_api.logs import job_context
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,7 @@ class JobWorker:
             self._thread.join(CANCEL_WAIT)
         if self._thread.is_alive() and running is not None and self.store.requeue(running.job.id, self.record.id):
             self.queue.push(running.job.id, first=True)
-            log.warning("job %s re-queued: still running at shutdown", running.job.id)
+            log.warning("job %s re-queued: still running at shutdown", running.job.id, extra={"job_id": running.job.id})
 
     def _end_beats(self) -> None:
         self._beats_over.set()
@@ -176,6 +178,10 @@ class JobWorker:
         job = self.store.claim(job_id, self.record.id, time.time())
         if job is None:
             return  # cancelled while queued, or a duplicate message for a job already run
+        with job_context(job.id):
+            self._run_claimed(job)
+
+    def _run_claimed(self, job: Job) -> None:
         running = self._running = _Running(job, threading.Event(), threading.Event())
         if job.cancel_requested:
             running.cancel.set()
@@ -186,6 +192,7 @@ class JobWorker:
         if timer is not None:
             timer.daemon = True
             timer.start()
+        started = time.monotonic()
         try:
             info = self._analyze(job, run, running.cancel)
         except Cancelled:
@@ -199,8 +206,10 @@ class JobWorker:
             log.exception("job %s failed unexpectedly", job.id)
             self._end(job, "failed", _UNEXPECTED)
         else:
+            metrics.job_analysed(info, time.monotonic() - started)
             self._publish(job, run, info)
         finally:
+            metrics.gpu_memory(self.engine.device_info())
             if timer is not None:
                 timer.cancel()
             self.files.discard_run(run)
@@ -241,6 +250,7 @@ class JobWorker:
         if self.store.finish(job.id, self.record.id, "succeeded", now=now, expires_at=expires_at, analysis=info,
                              result_dir=name):
             notify(self.settings.data_dir, FINISHED)  # a request waiting for this result answers now
+            metrics.job_finished("succeeded", None)
             self.files.drop_other_runs(job.id, keep=name)
             self.files.delete_text(job.id)
             log.info("job %s: succeeded", job.id)
@@ -261,5 +271,6 @@ class JobWorker:
         if self.store.finish(job.id, self.record.id, status, now=now, expires_at=now + self.settings.job_ttl_seconds,
                              error=error):
             notify(self.settings.data_dir, FINISHED)
+            metrics.job_finished(status, error)
             self.files.delete_text(job.id)
-            log.info("job %s: %s", job.id, status)
+            log.info("job %s: %s%s", job.id, status, f" ({error.code})" if error is not None else "")

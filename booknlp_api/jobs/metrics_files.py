@@ -1,0 +1,44 @@
+"""Prometheus multiprocess mode: where the API and worker processes of one service write their metric values.
+
+prometheus-client picks in-memory or file-backed values when it is first imported, from
+``PROMETHEUS_MULTIPROC_DIR``; so ``serve`` and ``worker`` call ``share_metrics`` before anything imports
+it. ``serve`` starts from an empty folder; worker processes inherit the variable. A worker that exits
+has its live gauges dropped (``process_gone``); its counters and histograms stay, as they should.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_dir(data_dir: Path) -> Path:
+    return data_dir / "metrics"
+
+
+def share_metrics(data_dir: Path, *, fresh: bool) -> Path:
+    """Make this process (and the processes it starts) write metrics to files in ``data_dir/metrics``."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess folder was chosen")
+    folder = metrics_dir(data_dir)
+    if fresh:
+        shutil.rmtree(folder, ignore_errors=True)  # values of processes from an earlier run
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[ENV] = str(folder)
+    return folder
+
+
+def shared() -> bool:
+    return bool(os.environ.get(ENV))
+
+
+def process_gone(pid: int) -> None:
+    """Drop the live gauges of a process that exited (its GPU memory is no longer held)."""
+    if shared():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

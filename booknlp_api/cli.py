@@ -270,10 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    if args.command in ("serve", "worker"):
-        # Before anything imports prometheus_client: the API and its worker processes write their metrics to
-        # files under the data folder, which the API's /metrics reads; serve starts from an empty folder.
-        share_metrics(settings.data_dir, fresh=args.command == "serve")
+    if args.command == "serve":
+        # Before anything imports prometheus_client: the API and the worker processes it starts (they inherit
+        # the folder) write their metrics to files under the data folder, which the API's /metrics reads.
+        share_metrics(settings.data_dir)
     return int(args.run(args, settings))
 
 

@@ -46,8 +46,12 @@ class Run:
 def run(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """One server with JSON logs: a job run to the end, the same text again (a cache hit), one request id sent."""
     data_dir = tmp_path_factory.mktemp("observed") / "data"
+    stale = data_dir / "metrics" / "counter_1.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"values of a process from an earlier run")
     with running_server(tiny_models_dir, data_dir, BOOKNLP_LOG_FORMAT="json") as server:
         server.start()
+        assert not stale.exists()  # serve starts from an empty folder
         job_id = server.submit(TEXT)
         job = server.wait(job_id, has_finished)
         assert job["status"] == "succeeded", job

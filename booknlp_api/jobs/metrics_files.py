@@ -1,9 +1,13 @@
 """Prometheus multiprocess mode: where the API and worker processes of one service write their metric values.
 
 prometheus-client picks in-memory or file-backed values when it is first imported, from
-``PROMETHEUS_MULTIPROC_DIR``; so ``serve`` and ``worker`` call ``share_metrics`` before anything imports
-it. ``serve`` starts from an empty folder; worker processes inherit the variable. A worker that exits
-has its live gauges dropped (``process_gone``); its counters and histograms stay, as they should.
+``PROMETHEUS_MULTIPROC_DIR``; so ``serve`` calls ``share_metrics`` before anything imports it, starting
+from an empty folder, and the worker processes it starts inherit the variable. A worker that exits has
+its live gauges dropped (``process_gone``); its counters and histograms stay, as they should.
+
+Files are named by process id, so only processes of one pid namespace may share the folder: a
+``booknlp-api worker`` started on its own (``BOOKNLP_WORKERS=0``, perhaps in another container on the
+same volume, where its pid could equal the API's) keeps its metrics in memory.
 """
 
 from __future__ import annotations
@@ -20,13 +24,12 @@ def metrics_dir(data_dir: Path) -> Path:
     return data_dir / "metrics"
 
 
-def share_metrics(data_dir: Path, *, fresh: bool) -> Path:
-    """Make this process (and the processes it starts) write metrics to files in ``data_dir/metrics``."""
+def share_metrics(data_dir: Path) -> Path:
+    """Make this process (and the processes it starts) write metrics to files in an empty ``data_dir/metrics``."""
     if "prometheus_client" in sys.modules:
         raise RuntimeError("prometheus_client was imported before its multiprocess folder was chosen")
     folder = metrics_dir(data_dir)
-    if fresh:
-        shutil.rmtree(folder, ignore_errors=True)  # values of processes from an earlier run
+    shutil.rmtree(folder, ignore_errors=True)  # values of processes from an earlier run
     folder.mkdir(parents=True, exist_ok=True)
     os.environ[ENV] = str(folder)
     return folder

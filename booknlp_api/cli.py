@@ -130,13 +130,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from booknlp_api.jobs.database import database_url
     from booknlp_api.jobs.key_file import valid_key_name
     from booknlp_api.jobs.keys import KeyExists, KeyLimits, KeyStore, hash_key
 
     if args.keys_command == "hash":
         print(hash_key(sys.stdin.readline().strip()))
         return 0
-    store = KeyStore(settings.data_dir / "jobs.sqlite3")
+    store = KeyStore(database_url(settings.database_url, settings.data_dir))
     try:
         if args.keys_command == "create":
             if not valid_key_name(args.name):
@@ -182,7 +183,8 @@ def _positive(value: str) -> int:
 
 
 def _keys_parser(commands: Any) -> None:
-    keys = commands.add_parser("keys", help="API keys (kept as hashes in the job store, BOOKNLP_DATA_DIR)")
+    keys = commands.add_parser("keys", help="API keys (kept as hashes in the job database: BOOKNLP_DATABASE_URL, "
+                                            "else SQLite in BOOKNLP_DATA_DIR)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="make a key and print it (shown once)")
     create.add_argument("name")

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         "text", description="text: one readable line per event; json: one JSON object per line (the images' choice).")
 
     data_dir: Path = Field(Path("data"), description="Job records, the queue, submitted texts and results.")
+    database_url: str | None = Field(
+        None, pattern=r"^postgres(ql)?(\+psycopg)?://", description="PostgreSQL for job records, the queue, keys, "
+        "texts and results (postgresql://user:password@host/db); unset: SQLite in data_dir.")
     max_job_chars: int = Field(4_000_000, ge=1, description="Longest text a job accepts, in characters.")
     max_job_bytes: int = Field(
         16_000_000, ge=1, description="Largest text a job accepts, in bytes, as sent and once decompressed."

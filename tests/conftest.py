@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from booknlp_api.config import Settings
 from booknlp_api.device import DeviceInfo, describe_device, resolve_device
 from booknlp_api.engine.service import NLPService
+from booknlp_api.jobs.store import JobStore
+from booknlp_api.jobs.tables import jobs
+from tests.postgres import PostgresServer
 
 SEAMS = Path(__file__).with_name("seams")
 READY_SECONDS = 600
@@ -52,6 +56,30 @@ def keys_file(folder: Path) -> Path:
     path.write_text(f"tests {TEST_KEY} rate_limit=100000/minute max_active_jobs=100000 max_chars_per_day=10000000000\n",
                     encoding="utf-8")
     return path
+
+
+def set_job(store: JobStore, job_id: str, **values: object) -> None:
+    """Change a job's record behind the service's back (an expiry in the past, say), on either database."""
+    with store.database.engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (each test takes its own database on it)."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty job database of each kind: the job tests run against both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
 
 
 @pytest.fixture(scope="session")

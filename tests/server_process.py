@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from booknlp_api.jobs.database import SQLITE_FILE
 from booknlp_api.jobs.store import JobStore
 from tests.conftest import AUTH, READY_SECONDS, hold_seam_env, keys_file
 
@@ -126,7 +127,7 @@ def running_server(models_dir: Path, data_dir: Path, **settings: str) -> Iterato
 
 @contextmanager
 def job_store(data_dir: Path) -> Iterator[JobStore]:
-    store = JobStore(data_dir / "jobs.sqlite3")
+    store = JobStore(data_dir / SQLITE_FILE)
     try:
         yield store
     finally:

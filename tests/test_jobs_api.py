@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import sqlite3
 import time
 import zipfile
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from booknlp_api.engine.native import EXTENSIONS
 from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.store import WorkerRecord
-from tests.conftest import AUTH, hold_seam_env, keys_file, wait_until_ready
+from tests.conftest import AUTH, hold_seam_env, keys_file, set_job, wait_until_ready
 
 NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
 CHAPTER = NOVEL[:12_000]
@@ -224,10 +223,9 @@ def test_a_format_the_pipeline_did_not_produce_is_404_saying_what_it_needs(clien
 def test_an_expired_result_is_gone(client: TestClient) -> None:
     job = _wait(client, _submit(client, "Tiny Tim.", pipeline=FAST, cache=False)["id"], {"succeeded"})
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    with sqlite3.connect(runtime.jobs.store.path) as db:
-        db.execute("update jobs set expires_at = ? where id = ?", (time.time() - 1, job["id"]))
+    set_job(runtime.jobs.store, job["id"], expires_at=time.time() - 1)
     me = WorkerRecord(id="test", host="here", pid=os.getpid(), started_at=time.time(), heartbeat_at=time.time())
-    Recovery(runtime.jobs.store, runtime.jobs.queue, runtime.jobs.files, me, lease_seconds=30, max_attempts=3,
+    Recovery(runtime.jobs.store, runtime.jobs.signals, runtime.jobs.files, me, lease_seconds=30, max_attempts=3,
              ttl_seconds=60).expire(time.time())
     gone = client.get(job["links"]["result"])
     assert gone.status_code == 410 and gone.json()["error"]["code"] == "result_expired"

@@ -3,7 +3,6 @@ what the cache key covers, BOOKNLP_RESULT_CACHE=false, a cached copy outliving i
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from booknlp_api.jobs.errors import ResultExpired
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.service import JobService
 from booknlp_api.models.manifest import read_manifest
+from tests.conftest import set_job
 
 TEXT = "Marley was dead, to begin with. There is no doubt whatever about that."
 FAST = ("supersense",)
@@ -104,8 +104,7 @@ def test_a_cached_copy_outlives_the_expiry_of_its_source(job_services: ServiceFa
     before = jobs.results.json(copy)
     expected = before.read_bytes() if isinstance(before, Path) else before
 
-    with sqlite3.connect(jobs.store.path) as db:
-        db.execute("update jobs set expires_at = ? where id = ?", (time.time() - 1, source.id))
+    set_job(jobs.store, source.id, expires_at=time.time() - 1)
     assert jobs.worker is not None
     jobs.worker.recovery.expire(time.time())
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from benchmarks.corpus import text_path
-from booknlp_api.jobs.queue import HueyJobQueue
 from tests.server_process import has_finished, is_mid_run, job_store, running_server, wait_for_exit
 
 NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
@@ -57,7 +56,8 @@ def test_sigkill_mid_job_then_restart_runs_it_again_once_and_loses_none_of_20_qu
     assert [p.name for p in (data_dir / "results").glob(f"{long}.*")] == [recorded.result_dir]
     assert list((data_dir / "work").iterdir()) == []
     assert list((data_dir / "texts").iterdir()) == []
-    assert HueyJobQueue.sqlite(data_dir / "queue.sqlite3").pending() == set()
+    with job_store(data_dir) as store:
+        assert store.ids("queued") == store.ids("running") == []
 
 
 @pytest.mark.timeout(1200)
@@ -77,7 +77,6 @@ def test_sigterm_requeues_the_running_job_and_the_restarted_service_finishes_it(
             stopped = store.get(job_id)
             assert stopped is not None and (stopped.status, stopped.attempts) == ("queued", 1)
             assert stopped.worker_id is None and store.workers() == {}
-        assert HueyJobQueue.sqlite(data_dir / "queue.sqlite3").pending() == {job_id}
         assert "re-queued" in server.tail()
 
         server.hold.unlink()

@@ -10,6 +10,8 @@ import json
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -27,16 +29,19 @@ from booknlp_api.jobs.errors import (
     ResultExpired,
 )
 from booknlp_api.jobs.files import RESULT_JSON, JobFiles
-from booknlp_api.jobs.queue import HueyJobQueue
+from booknlp_api.jobs.keys import KeyStore
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.results import JobResults
 from booknlp_api.jobs.service import JobService
+from booknlp_api.jobs.signals import Signals
 from booknlp_api.jobs.store import JobStore, WorkerRecord
 
 LEASE = 30.0
+HEAD = "0002"
+"""The newest migration (booknlp_api/jobs/migrations/versions)."""
 
-Parts = tuple[JobStore, HueyJobQueue, JobFiles]
+Parts = tuple[JobStore, Signals, JobFiles]
 
 
 def _record(job_id: str, **changes: object) -> Job:
@@ -52,13 +57,17 @@ def _exited_pid() -> int:
 
 
 @pytest.fixture
-def parts(tmp_path: Path) -> Parts:
-    return JobStore(tmp_path / "jobs.sqlite3"), HueyJobQueue.sqlite(tmp_path / "queue.sqlite3"), JobFiles(tmp_path)
+def parts(tmp_path: Path, database_url: str) -> Iterator[Parts]:
+    store = JobStore(database_url)
+    signals = Signals(tmp_path, store.database)
+    yield store, signals, JobFiles(tmp_path)
+    signals.close()
+    store.close()
 
 
 def _recovery(parts: Parts, me: WorkerRecord, attempts: int = 3) -> Recovery:
-    store, queue, files = parts
-    return Recovery(store, queue, files, me, lease_seconds=LEASE, max_attempts=attempts, ttl_seconds=60)
+    store, signals, files = parts
+    return Recovery(store, signals, files, me, lease_seconds=LEASE, max_attempts=attempts, ttl_seconds=60)
 
 
 def _worker(name: str, *, pid: int, host: str = "here", beat: float | None = None) -> WorkerRecord:
@@ -79,27 +88,48 @@ def test_only_a_queued_job_can_be_claimed_and_only_its_worker_can_finish_it(part
     assert store.get("a").status == "succeeded"  # type: ignore[union-attr]
 
 
-def test_recovered_jobs_run_before_fresh_ones(parts: Parts) -> None:
-    _, queue, _ = parts
-    for job_id in ("fresh1", "fresh2"):
-        queue.push(job_id)
-    queue.push("recovered", first=True)
-    assert [queue.pop(), queue.pop(), queue.pop(), queue.pop()] == ["recovered", "fresh1", "fresh2", None]
+def _claim_all(store: JobStore, worker: str = "w") -> list[str]:
+    claimed = []
+    while (job := store.claim_next(worker, time.time())) is not None:
+        claimed.append(job.id)
+    return claimed
+
+
+def test_jobs_are_claimed_in_order_and_recovered_ones_first(parts: Parts) -> None:
+    store, _, _ = parts
+    for job_id in ("recovered", "fresh1", "fresh2"):
+        store.insert(_record(job_id))
+    assert store.claim("recovered", "w0", time.time()) is not None
+    assert store.requeue("recovered", "w0")
+    positions = [store.queue_position(store.get(job_id)) for job_id in ("recovered", "fresh1", "fresh2")]  # type: ignore[arg-type]
+    assert positions == [1, 2, 3]
+    assert _claim_all(store) == ["recovered", "fresh1", "fresh2"]
+    assert store.get("recovered").attempts == 2  # type: ignore[union-attr]
+
+
+def test_concurrent_claims_take_every_job_exactly_once(parts: Parts) -> None:
+    store, _, _ = parts
+    for n in range(40):
+        store.insert(_record(f"job{n}"))
+    with ThreadPoolExecutor(4) as pool:
+        taken = list(pool.map(lambda worker: _claim_all(store, worker), ["w1", "w2", "w3", "w4"]))
+    everything = [job_id for claimed in taken for job_id in claimed]
+    assert sorted(everything) == sorted(f"job{n}" for n in range(40))
+    assert store.count("running") == 40 and store.claim_next("late", time.time()) is None
 
 
 def test_the_running_job_of_a_dead_process_is_requeued_first(parts: Parts) -> None:
-    store, queue, _ = parts
+    store, _, _ = parts
     dead = _worker("dead", pid=_exited_pid())
     store.register_worker(dead)
     store.insert(_record("waiting"))
-    queue.push("waiting")
     store.insert(_record("orphan"))
     store.claim("orphan", dead.id, time.time())
     me = _worker("me", pid=1_000_000_000)
     assert _recovery(parts, me).recover_running(time.time()) == ["orphan"]
     assert store.get("orphan").status == "queued"  # type: ignore[union-attr]
     assert "dead" not in store.workers()
-    assert queue.pop() == "orphan"
+    assert _claim_all(store) == ["orphan", "waiting"]
 
 
 def test_a_live_workers_job_is_left_alone_until_its_lease_runs_out(parts: Parts) -> None:
@@ -123,7 +153,7 @@ def test_our_own_pid_under_another_worker_id_is_a_past_life(parts: Parts) -> Non
 
 
 def test_recovery_ends_jobs_being_cancelled_or_out_of_attempts(parts: Parts, tmp_path: Path) -> None:
-    store, queue, files = parts
+    store, _, files = parts
     dead = _worker("dead", pid=_exited_pid())
     store.register_worker(dead)
     for job_id in ("cancelling", "doomed"):
@@ -136,20 +166,8 @@ def test_recovery_ends_jobs_being_cancelled_or_out_of_attempts(parts: Parts, tmp
     doomed = store.get("doomed")
     assert doomed is not None and doomed.status == "failed" and doomed.error is not None
     assert doomed.error.code == "worker_lost"
-    assert queue.pop() is None
+    assert store.claim_next("me", time.time()) is None
     assert list(files.texts.iterdir()) == []
-
-
-def test_queued_jobs_the_queue_lost_are_pushed_again_and_duplicates_are_skipped(parts: Parts) -> None:
-    store, queue, _ = parts
-    store.insert(_record("lost"))  # recorded, then the process died before pushing it
-    store.insert(_record("kept"))
-    queue.push("kept")
-    assert _recovery(parts, _worker("me", pid=1)).repush_queued() == ["lost"]
-    assert queue.pending() == {"lost", "kept"}
-    queue.push("kept")  # a second push of the same job
-    assert store.claim("kept", "me", time.time()) is not None
-    assert store.claim("kept", "me", time.time()) is None  # the duplicate message finds nothing to run
 
 
 def test_expired_results_are_deleted_and_orphans_swept(parts: Parts) -> None:
@@ -189,50 +207,75 @@ def test_a_workers_table_from_before_readiness_gains_its_columns_and_records_sta
     assert (workers["old"].state, workers["old"].error) == ("failed", "no model")
 
 
-def test_jobs_from_before_precision_existed_read_as_exact(tmp_path: Path) -> None:
+# The schema as the last release before migrations created it (booknlp_api/jobs/store.py and keys.py then).
+_RELEASED_SCHEMA = """
+create table jobs (seq integer primary key autoincrement, id text not null unique, status text not null,
+    book_id text not null, model text not null, pipeline text not null, sections text, text_chars integer not null,
+    text_offset integer not null default 0, cache_key text not null, cached_from text, idempotency_key text unique,
+    request_hash text, created_at real not null, started_at real, finished_at real, expires_at real,
+    expired integer not null default 0, progress text, error text, analysis text, result_dir text, worker_id text,
+    heartbeat_at real, attempts integer not null default 0, cancel_requested integer not null default 0,
+    precision text not null default 'exact', owner text);
+create index jobs_status_seq on jobs (status, seq);
+create index jobs_cache_key on jobs (cache_key, status);
+create index jobs_owner_seq on jobs (owner, seq);
+create table workers (id text primary key, host text not null, pid integer not null, started_at real not null,
+    heartbeat_at real not null, state text not null default 'loading', error text, device text, models text);
+create table api_keys (name text primary key, key_hash text not null unique, admin integer not null default 0,
+    created_at real not null, revoked_at real, rate_limit text, max_active_jobs integer, max_chars_per_day integer);
+"""
+
+
+@pytest.mark.parametrize("release", ["last", "before keys and precision"])
+def test_a_database_from_before_migrations_is_upgraded_in_place_and_its_jobs_read_and_run(
+        tmp_path: Path, release: str) -> None:
     path = tmp_path / "jobs.sqlite3"
-    store = JobStore(path)
-    store.insert(_record("old", status="succeeded"))
-    store.close()
     summary = {"model": "tiny", "pipeline": ["entity"], "device": "cpu", "synthetic_models": True,
                "token_count": 3, "timings": {"parse": 0.1}}
     with sqlite3.connect(path) as db:
-        db.execute("alter table jobs drop column precision")
-        db.execute("update jobs set analysis = ?", (json.dumps(summary),))
+        db.executescript(_RELEASED_SCHEMA)
+        if release != "last":
+            db.execute("drop index jobs_owner_seq")
+            db.execute("alter table jobs drop column owner")
+            db.execute("alter table jobs drop column precision")
+            db.execute("drop table api_keys")
+        for seq, (job_id, status) in enumerate([("done", "succeeded"), ("waiting", "queued")], start=1):
+            db.execute("insert into jobs (seq, id, status, book_id, model, pipeline, text_chars, cache_key, "
+                       "created_at, analysis) values (?, ?, ?, 'old', 'tiny', '[\"entity\"]', 3, 'k', ?, ?)",
+                       (seq, job_id, status, time.time(), json.dumps(summary) if status == "succeeded" else None))
     db.close()
-    job = JobStore(path).get("old")
-    assert job is not None and job.analysis is not None
-    assert (job.precision, job.analysis.precision, job.analysis.token_count) == ("exact", "exact", 3)
-
-
-def test_a_jobs_table_from_before_api_keys_gains_an_owner_and_old_jobs_stay_visible(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite3"
-    JobStore(path).close()
-    with sqlite3.connect(path) as db:  # as released before keys: no owner column, no index on it
-        db.execute("drop index jobs_owner_seq")
-        db.execute("alter table jobs drop column owner")
-    db.close()
-    store = JobStore(path)
-    old = store.insert(dataclasses.replace(_record("old"), owner=None))
+    store, again = JobStore(path), JobStore(path)  # a second opener finds the schema up to date
+    done = again.get("done")
+    assert done is not None and done.analysis is not None
+    assert (done.status, done.precision, done.analysis.precision, done.analysis.token_count, done.owner) == (
+        "succeeded", "exact", "exact", 3, None)
+    claimed = store.claim_next("w", time.time())  # the old queue's job, from the records alone
+    assert claimed is not None and (claimed.id, claimed.status, claimed.attempts) == ("waiting", "running", 1)
     mine = store.insert(dataclasses.replace(_record("mine"), owner="alice"))
-    assert (old.owner, mine.owner) == (None, "alice")
+    assert mine.owner == "alice" and mine.seq == 3
     assert [job.id for job in store.page(None, 10, 0, "alice")[0]] == ["mine"]
-    assert [job.id for job in store.page(None, 10, 0)[0]] == ["mine", "old"]
-    assert store.count_active("alice") == 1 and store.count_active("bob") == 0
+    assert [job.id for job in store.page(None, 10, 0)[0]] == ["mine", "waiting", "done"]
+    assert KeyStore(path).create("bob").startswith("bnlp_")
+    with sqlite3.connect(path) as db:
+        assert db.execute("select version_num from alembic_version").fetchall() == [(HEAD,)]
+    db.close()
 
 
 @pytest.fixture
-def idle_service(tiny_models_dir: Path, tmp_path: Path) -> JobService:
+def idle_service(tiny_models_dir: Path, tmp_path: Path, database_url: str) -> Iterator[JobService]:
     """Submissions are recorded and queued, but no worker runs them."""
     settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path / "data", max_queued_jobs=3,
+                        database_url=None if database_url.startswith("sqlite") else database_url,
                         max_job_chars=1000)
-    return JobService(settings, NLPService(settings))
+    service = JobService(settings, NLPService(settings))
+    yield service
+    service.stop()
 
 
 def test_submissions_queue_in_order_until_the_queue_is_full(idle_service: JobService) -> None:
     jobs = [idle_service.submit(Submission(text=f"Text number {n}."))[0] for n in range(3)]
     assert [idle_service.position(job) for job in jobs] == [1, 2, 3]
-    assert idle_service.queue.pending() == {job.id for job in jobs}
+    assert idle_service.store.ids("queued") == [job.id for job in jobs]
     with pytest.raises(QueueFull) as full:
         idle_service.submit(Submission(text="One too many."))
     assert full.value.retry_after >= 5

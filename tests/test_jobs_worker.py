@@ -73,7 +73,7 @@ def test_a_job_stuck_inside_a_stage_is_requeued_at_stop_and_its_late_result_refu
     jobs.worker.stop(grace=0)
     requeued = jobs.get(job.id)
     assert (requeued.status, requeued.worker_id, requeued.attempts) == ("queued", None, 1)
-    assert jobs.queue.pending() == {job.id}
+    assert jobs.store.ids("queued") == [job.id]
 
     release.set()  # the abandoned run now completes, too late
     deadline = time.monotonic() + 60

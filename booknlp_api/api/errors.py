@@ -25,6 +25,7 @@ from booknlp_api.engine.errors import (
 from booknlp_api.engine.memory import TooLargeForMemory
 from booknlp_api.engine.text import TextTooLarge, UndecodableText
 from booknlp_api.jobs.errors import (
+    DatabaseUnavailable,
     FormatNotProduced,
     IdempotencyConflict,
     JobAlreadyFinished,
@@ -109,6 +110,8 @@ def from_job_error(error: JobError) -> ApiError:
 def from_jobs(exc: JobsError) -> ApiError:
     if isinstance(exc, QueueFull):
         return ApiError(503, "queue_full", str(exc), {"queued": exc.queued}, {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, DatabaseUnavailable):
+        return ApiError(503, "database_unavailable", str(exc), headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, TooManyActiveJobs):
         return ApiError(429, "too_many_active_jobs", str(exc), {"active": exc.active, "limit": exc.limit},
                         {"Retry-After": str(exc.retry_after), "RateLimit-Policy": f'"active-jobs";q={exc.limit}'})

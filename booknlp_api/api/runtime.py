@@ -37,11 +37,12 @@ class Runtime:
     def start(cls, settings: Settings) -> Runtime:
         service = NLPService(settings)
         key_file = KeyFile(settings.api_keys_file) if settings.api_keys_file is not None else None
-        keyring = Keyring(KeyStore(settings.data_dir / "jobs.sqlite3"), key_file)
+        jobs = JobService(settings, service)
+        keyring = Keyring(KeyStore(jobs.database), key_file)
         if settings.auth == "required" and not keyring.keys():
             log.warning("no API keys: every request but the probes will be refused; create one with "
                         "`booknlp-api keys create NAME` or mount BOOKNLP_API_KEYS_FILE")
-        runtime = cls(settings=settings, service=service, jobs=JobService(settings, service),
+        runtime = cls(settings=settings, service=service, jobs=jobs,
                       supervisor=Supervisor(settings), versions=collect_versions(service.spacy_model),
                       keyring=keyring, rate_limits=RateLimits(settings))
         runtime.supervisor.start()

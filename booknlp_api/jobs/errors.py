@@ -8,7 +8,8 @@
     ├── JobNotFinished       its result was asked for before it succeeded          (409)
     ├── JobAlreadyFinished   cancelling a job that has ended                       (409)
     ├── ResultExpired        the result was deleted at expires_at                  (410)
-    └── FormatNotProduced    e.g. the HTML report of a run without coref            (404)
+    ├── FormatNotProduced    e.g. the HTML report of a run without coref            (404)
+    └── DatabaseUnavailable  the job database cannot be reached (or is locked)     (503)
 """
 
 from __future__ import annotations
@@ -75,3 +76,12 @@ class FormatNotProduced(JobsError):
                          f"it needs {needs}")
         self.job = job
         self.format_name = format_name
+
+
+class DatabaseUnavailable(JobsError):
+    """The job database refused or dropped the connection (a PostgreSQL restart, say); retry shortly."""
+
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__("the job database is unavailable; retry shortly")

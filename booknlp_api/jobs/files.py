@@ -15,11 +15,15 @@ import os
 import shutil
 import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 RESULT_JSON = "result.json"
 NATIVE_ZIP = "native.zip"
 _NOT_NATIVE = {RESULT_JSON, NATIVE_ZIP}
+
+Body = Path | bytes | Iterator[bytes]
+"""A result as served: a file (streamed from disk), bytes, or chunks streamed from the database."""
 
 
 class JobFiles:
@@ -72,17 +76,23 @@ class JobFiles:
                 shutil.copy2(path, run / path.name)
         return self.publish(run)
 
-    def native_files(self, name: str) -> list[Path]:
-        return sorted(p for p in self.result(name).iterdir() if p.name not in _NOT_NATIVE and p.suffix != ".part")
+    def stored_json(self, name: str) -> Body | None:
+        """The run's stored JSON result, None when it has none yet (a cache hit with other sections)."""
+        path = self.result(name) / RESULT_JSON
+        return path if path.is_file() else None
 
-    def native_zip(self, name: str) -> Path:
+    def save_json(self, name: str, data: bytes) -> None:
+        write_atomically(self.result(name) / RESULT_JSON, data)
+
+    def native_files(self, name: str) -> list[Path]:
+        return native_files_in(self.result(name))
+
+    def native_zip(self, name: str) -> Body:
         """BookNLP's native files zipped, built on first request and kept with the result."""
         final = self.result(name) / NATIVE_ZIP
         if not final.is_file():
             partial = final.with_name(f"{NATIVE_ZIP}.{uuid.uuid4().hex[:8]}.part")
-            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-                for path in self.native_files(name):
-                    archive.write(path, path.name)
+            zip_files(self.native_files(name), partial)
             os.replace(partial, final)
         return final
 
@@ -125,3 +135,20 @@ def _mtime(path: Path, default: float) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:  # removed meanwhile by another process's sweep
         return default
+
+
+def native_files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name not in _NOT_NATIVE and p.suffix != ".part")
+
+
+def zip_files(paths: list[Path], archive_path: Path) -> None:
+    with zipfile.ZipFile(archive_path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for path in paths:
+            archive.write(path, path.name)
+
+
+def write_atomically(final: Path, data: bytes) -> None:
+    """Readers see the whole file or none of it."""
+    partial = final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}.part")
+    partial.write_bytes(data)
+    os.replace(partial, final)

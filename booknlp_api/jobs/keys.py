@@ -1,36 +1,29 @@
 """API keys: who may call the service, whether they see every job (admin), and their own limits.
 
 A key is only ever kept as its SHA-256 (``sha256:<hex>``): keys are 256 random bits, so a slow
-password hash would add nothing but latency. Records live in the job database (table ``api_keys``)
-behind the small ``KeyStore`` interface, so a shared database can hold them later; a mounted keys
-file (``keys_file``) adds read-only keys beside them.
+password hash would add nothing but latency. Records live in the job database (table ``api_keys``),
+SQLite or PostgreSQL (``jobs.database``), so every API process on a shared database knows the same
+keys; a mounted keys file (``keys_file``) adds read-only keys beside them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
-import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from booknlp_api.jobs.database import Database
+from booknlp_api.jobs.tables import api_keys
 
 KEY_PREFIX = "bnlp_"
 HASH_PREFIX = "sha256:"
-
-_SCHEMA = """
-create table if not exists api_keys (
-    name text primary key,
-    key_hash text not null unique,
-    admin integer not null default 0,
-    created_at real not null,
-    revoked_at real,
-    rate_limit text,
-    max_active_jobs integer,
-    max_chars_per_day integer
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -67,52 +60,46 @@ def hash_key(key: str) -> str:
 
 
 class KeyStore:
-    """API key records in the job database; every method is one short statement."""
+    """API key records in the job database (``jobs.database``); every method is one short statement."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
+    def __init__(self, database: Database | Path | str) -> None:
+        self.database = Database.open(database)
+        self._engine = self.database.engine
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.database.close()
 
     def create(self, name: str, *, admin: bool = False, limits: KeyLimits | None = None) -> str:
         """Record a new key and return it: the only time it exists outside the caller's hands."""
         key, limits = new_key(), limits or KeyLimits()
         try:
-            with self._lock:
-                self._conn.execute(
-                    "insert into api_keys (name, key_hash, admin, created_at, rate_limit, max_active_jobs, "
-                    "max_chars_per_day) values (?, ?, ?, ?, ?, ?, ?)",
-                    (name, hash_key(key), int(admin), time.time(), limits.rate_limit, limits.max_active_jobs,
-                     limits.max_chars_per_day))
-        except sqlite3.IntegrityError as exc:
+            with self._engine.begin() as conn:
+                conn.execute(insert(api_keys).values(
+                    name=name, key_hash=hash_key(key), admin=int(admin), created_at=time.time(),
+                    rate_limit=limits.rate_limit, max_active_jobs=limits.max_active_jobs,
+                    max_chars_per_day=limits.max_chars_per_day))
+        except IntegrityError as exc:
             raise KeyExists(name) from exc
         return key
 
     def revoke(self, name: str) -> bool:
         """False when no unrevoked key has that name."""
-        with self._lock:
-            changed = self._conn.execute("update api_keys set revoked_at = ? where name = ? and revoked_at is null",
-                                         (time.time(), name)).rowcount
+        with self._engine.begin() as conn:
+            changed = conn.execute(update(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+                                   .values(revoked_at=time.time())).rowcount
         return bool(changed)
 
     def all(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
-        with self._lock:
-            rows = self._conn.execute("select * from api_keys order by created_at").fetchall()
-        return [_key(row) for row in rows]
+        with self._engine.begin() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at)).fetchall()
+        return [_key(row._mapping) for row in rows]
 
     def active(self) -> list[ApiKey]:
         return [key for key in self.all() if key.revoked_at is None]
 
 
-def _key(row: sqlite3.Row) -> ApiKey:
+def _key(row: Mapping[str, Any]) -> ApiKey:
     limits = KeyLimits(rate_limit=row["rate_limit"], max_active_jobs=row["max_active_jobs"],
                        max_chars_per_day=row["max_chars_per_day"])
     return ApiKey(name=row["name"], key_hash=row["key_hash"], admin=bool(row["admin"]), created_at=row["created_at"],

@@ -84,6 +84,8 @@ class Job:
     cancel_requested: bool = False
     precision: Precision = "exact"
     owner: str | None = None
+    priority: int = 0
+    """Higher runs first: jobs put back after their worker died or stopped were first in line."""
 
     @property
     def finished(self) -> bool:

@@ -3,9 +3,6 @@
 * A running job whose worker is gone (its process no longer exists on this host, its heartbeat is
   older than the lease, or this process now holds its pid) goes back to the queue, ahead of fresh
   jobs, unless it was being cancelled or has used up ``max_job_attempts``.
-* A queued job the queue does not hold (huey forgets a message once dequeued; a crash can come
-  between recording a job and pushing it) is pushed again. A duplicate push is harmless: a worker
-  only runs a job it can claim from ``queued``.
 * Finished jobs past ``expires_at`` lose their result files; files no job refers to are deleted.
 """
 
@@ -17,9 +14,10 @@ from dataclasses import dataclass
 
 from booknlp_api.jobs import metrics
 from booknlp_api.jobs.files import JobFiles
-from booknlp_api.jobs.queue import JobQueue
 from booknlp_api.jobs.records import Job, JobError
+from booknlp_api.jobs.signals import Signals
 from booknlp_api.jobs.store import JobStore, WorkerRecord
+from booknlp_api.jobs.wake import QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,7 @@ ORPHAN_MIN_AGE = 300.0
 @dataclass(frozen=True)
 class Recovery:
     store: JobStore
-    queue: JobQueue
+    signals: Signals
     files: JobFiles
     me: WorkerRecord
     lease_seconds: float
@@ -39,7 +37,6 @@ class Recovery:
 
     def run(self, now: float) -> None:
         self.recover_running(now)
-        self.repush_queued()
         self.expire(now)
 
     def recover_running(self, now: float) -> list[str]:
@@ -56,15 +53,6 @@ class Recovery:
                 self._recover(job, now)
                 recovered.append(job.id)
         return recovered
-
-    def repush_queued(self) -> list[str]:
-        pending = self.queue.pending()
-        missing = [job_id for job_id in self.store.ids("queued") if job_id not in pending]
-        for job_id in missing:
-            self.queue.push(job_id)
-        if missing:
-            log.info("pushed %d queued job(s) the queue had lost", len(missing))
-        return missing
 
     def expire(self, now: float) -> None:
         for job in self.store.expire(now):
@@ -89,7 +77,7 @@ class Recovery:
             self._end(job, "failed", JobError("worker_lost", f"the worker running this job stopped {job.attempts} "
                                                              "times before it finished; giving up"), now)
         elif self.store.requeue(job.id, job.worker_id):
-            self.queue.push(job.id, first=True)
+            self.signals.notify(QUEUED)
             log.warning("job %s: worker %s is gone; re-queued (attempt %d)", job.id, job.worker_id, job.attempts,
                         extra={"job_id": job.id})
 

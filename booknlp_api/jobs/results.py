@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 from booknlp_api.engine.result import build_result, sections_produced
 from booknlp_api.engine.result_schema import SECTIONS
 from booknlp_api.jobs.errors import FormatNotProduced, JobNotFinished, ResultExpired
-from booknlp_api.jobs.files import RESULT_JSON, JobFiles
+from booknlp_api.jobs.files import RESULT_JSON, Body, JobFiles, write_atomically
 from booknlp_api.jobs.records import AnalysisInfo, Job
 
 
@@ -32,11 +30,9 @@ def result_json(folder: Path, book_id: str, info: AnalysisInfo, sections: Iterab
 
 
 def store_result_json(folder: Path, book_id: str, info: AnalysisInfo, sections: Iterable[str]) -> Path:
-    """Write the job's own result once, so that every fetch of it is a file stream."""
+    """Write the job's own result once, so that every fetch of it is a stream."""
     final = folder / RESULT_JSON
-    partial = final.with_name(f"{RESULT_JSON}.{uuid.uuid4().hex[:8]}.part")
-    partial.write_bytes(result_json(folder, book_id, info, sections))
-    os.replace(partial, final)
+    write_atomically(final, result_json(folder, book_id, info, sections))
     return final
 
 
@@ -44,32 +40,34 @@ class JobResults:
     def __init__(self, files: JobFiles) -> None:
         self.files = files
 
-    def json(self, job: Job, sections: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> Path | bytes:
-        """The job's stored result (a file, streamed as is), or a narrower one built from the native files."""
-        folder = self._folder(job)
+    def json(self, job: Job, sections: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> Body:
+        """The job's stored result (streamed as is), or a narrower one built from the native files."""
+        name = self._name(job)
         info = job.analysis
         assert info is not None, "a succeeded job records its analysis"
         chosen = chosen_sections(job, sections, exclude)
         if chosen != chosen_sections(job):
-            return result_json(folder, job.book_id, info, chosen)
-        stored = folder / RESULT_JSON
-        # A cache hit with other sections than its source's gets its own result.json on first fetch.
-        return stored if stored.is_file() else store_result_json(folder, job.book_id, info, chosen)
+            return result_json(self.files.result(name), job.book_id, info, chosen)
+        stored = self.files.stored_json(name)
+        if stored is not None:
+            return stored
+        # A cache hit with other sections than its source's gets its own stored result on first fetch.
+        data = result_json(self.files.result(name), job.book_id, info, chosen)
+        self.files.save_json(name, data)
+        return data
 
-    def native_zip(self, job: Job) -> Path:
-        self._folder(job)
-        assert job.result_dir is not None
-        return self.files.native_zip(job.result_dir)
+    def native_zip(self, job: Job) -> Body:
+        return self.files.native_zip(self._name(job))
 
     def html(self, job: Job) -> Path:
-        path = self._folder(job) / f"{job.book_id}.book.html"
+        path = self.files.result(self._name(job)) / f"{job.book_id}.book.html"
         if not path.is_file():
             raise FormatNotProduced(job, "HTML report", "the quote and coref pipes")
         return path
 
-    def _folder(self, job: Job) -> Path:
+    def _name(self, job: Job) -> str:
         if job.status != "succeeded":
             raise JobNotFinished(job)
         if job.expired or job.result_dir is None or (job.expires_at is not None and job.expires_at <= time.time()):
             raise ResultExpired(job)
-        return self.files.result(job.result_dir)
+        return job.result_dir

@@ -2,7 +2,7 @@
 
 Built once per process around the engine. The API process only submits and reads (its engine just
 reads model manifests); a worker process (``jobs.process``) adds the worker with ``new_worker``.
-Everything durable lives under ``settings.data_dir``, shared by every process.
+Everything durable lives in the job database (``jobs.database``) and the data folder, shared by every process.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from booknlp_api.engine.pipeline import parse_pipeline
 from booknlp_api.engine.service import NLPService
 from booknlp_api.engine.text import TextTooLarge
 from booknlp_api.jobs import metrics
+from booknlp_api.jobs.database import Database, database_url
 from booknlp_api.jobs.errors import (
     IdempotencyConflict,
     JobAlreadyFinished,
@@ -33,11 +34,11 @@ from booknlp_api.jobs.errors import (
     TooManyActiveJobs,
 )
 from booknlp_api.jobs.files import JobFiles
-from booknlp_api.jobs.queue import HueyJobQueue, JobQueue
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.results import JobResults, chosen_sections
+from booknlp_api.jobs.signals import Signals
 from booknlp_api.jobs.store import DuplicateKey, JobStore, WorkerRecord
-from booknlp_api.jobs.wake import FINISHED, FinishWatch, WakingQueue, notify
+from booknlp_api.jobs.wake import FINISHED, QUEUED, FinishWatch
 from booknlp_api.jobs.worker import JobWorker
 from booknlp_api.models.manifest import read_manifest
 
@@ -49,21 +50,21 @@ WAIT_POLL_SECONDS = 1.0
 
 
 class JobService:
-    def __init__(self, settings: Settings, engine: NLPService, queue: JobQueue | None = None) -> None:
+    def __init__(self, settings: Settings, engine: NLPService) -> None:
         self.settings = settings
         self.engine = engine
-        self.store = JobStore(settings.data_dir / "jobs.sqlite3")
-        # Every push, from any process, wakes the idle workers of this data folder (jobs.wake).
-        self.queue = WakingQueue(queue or HueyJobQueue.sqlite(settings.data_dir / "queue.sqlite3"),
-                                 settings.data_dir)
-        self.finishes = FinishWatch(settings.data_dir)
+        self.database = Database(database_url(settings.database_url, settings.data_dir))
+        self.store = JobStore(self.database)
+        # A job queued or ended, in any process, wakes the idle workers or the waiting requests (jobs.signals).
+        self.signals = Signals(settings.data_dir, self.database)
+        self.finishes = FinishWatch(settings.data_dir, self.signals.doorbell)
         self.files = JobFiles(settings.data_dir)
         self.results = JobResults(self.files)
         self.worker: JobWorker | None = None
         """The worker running jobs in this process, if any (tests; worker processes)."""
 
     def new_worker(self) -> JobWorker:
-        self.worker = JobWorker(self.settings, self.engine, self.store, self.queue, self.files)
+        self.worker = JobWorker(self.settings, self.engine, self.store, self.signals, self.files)
         return self.worker
 
     def start(self) -> None:
@@ -74,6 +75,8 @@ class JobService:
         if self.worker is not None:
             self.worker.stop(self.settings.shutdown_grace_seconds)
         self.finishes.close()
+        self.signals.close()
+        self.database.close()
 
     # -- submitting -------------------------------------------------------------------------------
     def submit(self, submission: Submission, max_active: int | None = None) -> tuple[Job, bool]:
@@ -100,7 +103,7 @@ class JobService:
         self.files.save_text(job.id, submission.text)
         stored = self._insert(job, text=True)
         if stored.id == job.id:
-            self.queue.push(job.id)
+            self.signals.notify(QUEUED)
             if self.worker is not None:
                 self.worker.wake()
         self._accepted(stored, job)
@@ -234,7 +237,7 @@ class JobService:
         if job.status == "cancelled":
             metrics.job_finished("cancelled", None)
             self.files.delete_text(job.id)
-            notify(self.settings.data_dir, FINISHED)
+            self.signals.notify(FINISHED)
         if self.worker is not None:
             self.worker.cancel(job_id)  # at once; workers in other processes see the flag at their next heartbeat
         return job

@@ -8,7 +8,7 @@ folder (the API, the workers it starts, ``booknlp-api worker`` processes run by 
 others at once. Delivery is best effort and the store stays the truth: listeners keep a slow poll,
 which also covers a data folder on a filesystem without sockets, or other machines sharing it.
 
-Topics: ``queued`` (a job was pushed: idle workers look at the queue) and ``finished`` (a job
+Topics: ``queued`` (a job was queued: idle workers look at the queue) and ``finished`` (a job
 ended: waiting requests look at the store).
 
 A socket left by a process that died refuses datagrams; the next notifier removes it. A full socket
@@ -27,10 +27,8 @@ import socket
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-
-from booknlp_api.jobs.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -150,28 +148,6 @@ class Doorbell:
             pass
 
 
-
-class WakingQueue:
-    """A job queue whose every push wakes the data folder's idle workers, whichever process pushes."""
-
-    def __init__(self, queue: JobQueue, data_dir: Path) -> None:
-        self.inner = queue
-        self.data_dir = data_dir
-
-    def push(self, job_id: str, *, first: bool = False) -> None:
-        self.inner.push(job_id, first=first)
-        notify(self.data_dir, QUEUED)
-
-    def pop(self) -> str | None:
-        return self.inner.pop()
-
-    def pending(self) -> set[str]:
-        return self.inner.pending()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 class FinishWatch:
     """Lets coroutines sleep until some job of the data folder ends (``notify(FINISHED)`` from any process).
 
@@ -180,8 +156,10 @@ class FinishWatch:
     it was its job. Started on first use.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, doorbell: Callable[[str], Doorbell] | None = None) -> None:
         self.data_dir = data_dir
+        self._doorbell = doorbell or (lambda topic: Doorbell(data_dir, topic))
+        """Makes the bell the thread sleeps on (``jobs.signals``: rung through the database too)."""
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._lock = threading.Lock()
         self._bell: Doorbell | None = None
@@ -203,7 +181,7 @@ class FinishWatch:
 
     def _start(self) -> None:
         if self._thread is None and not self._closed:
-            self._bell = Doorbell(self.data_dir, FINISHED)
+            self._bell = self._doorbell(FINISHED)
             self._thread = threading.Thread(target=self._listen, args=(self._bell,), name="job-finish-watch",
                                             daemon=True)
             self._thread.start()

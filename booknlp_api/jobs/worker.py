@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from booknlp_api.config import Settings
 from booknlp_api.engine.errors import Cancelled, EngineError
@@ -29,19 +30,19 @@ from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs import metrics
 from booknlp_api.jobs.files import JobFiles
 from booknlp_api.jobs.progress import JobProgress
-from booknlp_api.jobs.queue import JobQueue
 from booknlp_api.jobs.records import AnalysisInfo, Job, JobError, job_error
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.results import chosen_sections, store_result_json
+from booknlp_api.jobs.signals import Signals
 from booknlp_api.jobs.store import JobStore, WorkerRecord
-from booknlp_api.jobs.wake import FINISHED, QUEUED, Doorbell, notify
+from booknlp_api.jobs.wake import FINISHED, QUEUED
 from booknlp_api.logs import job_context
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
-"""Fallback: how often an idle worker looks at the queue unasked. Every push, in any process on the
-same data folder, wakes it at once (``jobs.wake``); the poll covers a wake-up that cannot arrive."""
+"""Fallback: how often an idle worker looks at the queue unasked. Every job queued, by any process on the
+same data folder or database, wakes it at once (``jobs.signals``); the poll covers a wake-up that cannot arrive."""
 PROGRESS_EVERY = 0.25
 """Seconds between progress writes: smooth for a poller, a handful of writes a second at most."""
 CANCEL_WAIT = 2.0
@@ -64,22 +65,22 @@ def _time_up(running: _Running) -> None:
 
 
 class JobWorker:
-    def __init__(self, settings: Settings, engine: NLPService, store: JobStore, queue: JobQueue,
+    def __init__(self, settings: Settings, engine: NLPService, store: JobStore, signals: Signals,
                  files: JobFiles) -> None:
         self.settings = settings
         self.engine = engine
         self.store = store
-        self.queue = queue
+        self.signals = signals
         self.files = files
         now = time.time()
         self.record = WorkerRecord(id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
                                    host=socket.gethostname(), pid=os.getpid(), started_at=now, heartbeat_at=now)
-        self.recovery = Recovery(store, queue, files, self.record, lease_seconds=settings.lease_seconds,
+        self.recovery = Recovery(store, signals, files, self.record, lease_seconds=settings.lease_seconds,
                                  max_attempts=settings.max_job_attempts, ttl_seconds=settings.job_ttl_seconds)
         self._running: _Running | None = None
         self._stopping = threading.Event()
         self._beats_over = threading.Event()
-        self._wake = Doorbell(settings.data_dir, QUEUED)
+        self._wake = signals.doorbell(QUEUED)
         self._thread = threading.Thread(target=self._loop, name="job-worker", daemon=True)
         self._beat = threading.Thread(target=self._heartbeats, name="job-heartbeat", daemon=True)
         self._last_upkeep = 0.0
@@ -127,7 +128,7 @@ class JobWorker:
             running.cancel.set()
             self._thread.join(CANCEL_WAIT)
         if self._thread.is_alive() and running is not None and self.store.requeue(running.job.id, self.record.id):
-            self.queue.push(running.job.id, first=True)
+            self.signals.notify(QUEUED)
             log.warning("job %s re-queued: still running at shutdown", running.job.id, extra={"job_id": running.job.id})
 
     def _end_beats(self) -> None:
@@ -144,15 +145,15 @@ class JobWorker:
             try:
                 self._upkeep_if_due()
                 self._wake.clear()
-                job_id = self.queue.pop()
-                if job_id is None:
+                job = self.store.claim_next(self.record.id, time.time())
+                if job is None:
                     self._wake.wait(POLL_SECONDS)
-                elif self._stopping.is_set():
-                    self.queue.push(job_id, first=True)
+                elif self._stopping.is_set() and self.store.requeue(job.id, self.record.id):
+                    self.signals.notify(QUEUED)  # claimed just as the stop began: another worker's now
                 else:
-                    self._run(job_id)
+                    self._run(job)
             except Exception:
-                # The store or queue failing (disk full, database locked too long) must not end the worker.
+                # The database failing (down, disk full, locked too long) must not end the worker.
                 log.exception("job worker: unexpected error; carrying on")
                 self._stopping.wait(POLL_SECONDS)
 
@@ -174,10 +175,7 @@ class JobWorker:
                 log.exception("job heartbeat failed; retrying")
 
     # -- one job ----------------------------------------------------------------------------------
-    def _run(self, job_id: str) -> None:
-        job = self.store.claim(job_id, self.record.id, time.time())
-        if job is None:
-            return  # cancelled while queued, or a duplicate message for a job already run
+    def _run(self, job: Job) -> None:
         with job_context(job.id):
             self._run_claimed(job)
 
@@ -233,7 +231,7 @@ class JobWorker:
                 last_write = time.monotonic()
                 try:
                     self.store.save_progress(job.id, self.record.id, progress.snapshot(), time.time())
-                except sqlite3.Error:
+                except SQLAlchemyError:
                     log.warning("job %s: progress not saved this time", job.id, exc_info=True)
 
         analysis = self.engine.analyze(self.files.read_text(job.id), out_dir=run, model=job.model,
@@ -249,7 +247,7 @@ class JobWorker:
         expires_at = now + self.settings.job_ttl_seconds
         if self.store.finish(job.id, self.record.id, "succeeded", now=now, expires_at=expires_at, analysis=info,
                              result_dir=name):
-            notify(self.settings.data_dir, FINISHED)  # a request waiting for this result answers now
+            self.signals.notify(FINISHED)  # a request waiting for this result answers now
             metrics.job_finished("succeeded", None)
             self.files.drop_other_runs(job.id, keep=name)
             self.files.delete_text(job.id)
@@ -261,7 +259,7 @@ class JobWorker:
     def _interrupted(self, job: Job) -> None:
         if self._stopping.is_set() and not self.store.cancel_requested(job.id):
             if self.store.requeue(job.id, self.record.id):
-                self.queue.push(job.id, first=True)
+                self.signals.notify(QUEUED)
                 log.info("job %s: re-queued at shutdown", job.id)
         else:
             self._end(job, "cancelled", None)
@@ -270,7 +268,7 @@ class JobWorker:
         now = time.time()
         if self.store.finish(job.id, self.record.id, status, now=now, expires_at=now + self.settings.job_ttl_seconds,
                              error=error):
-            notify(self.settings.data_dir, FINISHED)
+            self.signals.notify(FINISHED)
             metrics.job_finished(status, error)
             self.files.delete_text(job.id)
             log.info("job %s: %s%s", job.id, status, f" ({error.code})" if error is not None else "")

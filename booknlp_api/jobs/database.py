@@ -1,0 +1,106 @@
+"""Where job records live: the embedded SQLite file in the data folder (default) or a PostgreSQL server.
+
+``BOOKNLP_DATABASE_URL`` unset means ``<data_dir>/jobs.sqlite3``; ``postgresql://...`` puts records,
+the queue, keys, submitted texts and results in that server, so processes on any machine share them
+through the URL alone. Opening a database brings its schema to the newest migration (alembic,
+``jobs/migrations``), one process at a time: PostgreSQL holds an advisory lock, SQLite a write lock.
+
+SQLite runs every transaction as ``BEGIN IMMEDIATE``: a transaction that reads and then writes (a
+claim) never fails half-way on a lock upgrade, and a busy database is waited for (30 s).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from booknlp_api.jobs.errors import DatabaseUnavailable
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 7_311_311
+"""PostgreSQL advisory lock id held while migrating: processes starting together migrate one by one."""
+SQLITE_FILE = "jobs.sqlite3"
+
+
+def database_url(database_url: str | None, data_dir: Path) -> str:
+    """The SQLAlchemy URL for the configured database: psycopg 3 for PostgreSQL, else the data folder's SQLite."""
+    if not database_url:
+        return f"sqlite:///{data_dir / SQLITE_FILE}"
+    url = make_url(database_url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+class Database:
+    """One engine (a pool of connections) on the job database, its schema migrated to the newest version."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.is_postgres = parsed.get_backend_name() == "postgresql"
+        if self.is_postgres:
+            # pre_ping: connections from before a server restart are replaced, not handed out broken.
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=10,
+                                        connect_args={"connect_timeout": 5})
+        else:
+            if parsed.database:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = _sqlite_engine(url)
+        event.listen(self.engine, "handle_error", _unavailable)
+        migrate(self.engine)
+
+    @classmethod
+    def open(cls, target: Database | Path | str) -> Database:
+        """A database from a URL or a SQLite file's path (tests, tools), or the one given."""
+        if isinstance(target, Database):
+            return target
+        return cls(f"sqlite:///{target}" if isinstance(target, Path) else target)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _unavailable(context: ExceptionContext) -> Exception | None:
+    """A lost or refused connection (or a database locked past its timeout) becomes one error of ours."""
+    error = context.sqlalchemy_exception
+    if context.is_pre_ping:
+        return None  # the pool handles a failed ping itself: it opens a new connection
+    if context.is_disconnect or isinstance(error, OperationalError | InterfaceError):
+        return DatabaseUnavailable()
+    return None
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" below starts every transaction
+        cursor = dbapi_connection.cursor()
+        cursor.execute("pragma journal_mode=wal")
+        cursor.execute("pragma synchronous=normal")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("begin immediate")
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest migration, in one transaction (a no-op when it is there already)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("select pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -256,6 +256,10 @@ def _parser() -> argparse.ArgumentParser:
     wk = commands.add_parser("worker", help="run queued jobs (the API starts BOOKNLP_WORKERS of these itself)")
     wk.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it dies")
     wk.set_defaults(run=_worker)
+
+    from booknlp_api.client.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -19,6 +19,8 @@ DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 ROUTE_DOCS = [ROOT / "docs" / "API.md", ROOT / "docs" / "JOBS.md"]
 NOT_SETTINGS = {
     "BOOKNLP_API": "scripts/validate-gpu.sh: the booknlp-api command it runs",
+    "BOOKNLP_API_URL": "booknlp_api.client: the service the client and `booknlp-api submit`/`jobs` talk to",
+    "BOOKNLP_API_KEY": "booknlp_api.client: the key the client sends",
     "BOOKNLP_API_KEYS_SECRET": "docker-compose.yml: the file holding the compose secret api-keys",
     "BOOKNLP_MODEL_SIZES": "a Docker build argument: the models baked into an image",
     "BOOKNLP_UPDATE_OPENAPI": "tests/test_api.py: regenerate tests/openapi.json",

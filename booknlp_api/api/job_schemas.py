@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from booknlp_api.api.schemas import AnalysisOptions
 from booknlp_api.engine.precision import Precision
@@ -28,7 +28,8 @@ class JobCreate(JobOptions):
 
 
 class JobLinks(BaseModel):
-    self_: str = Field(serialization_alias="self", examples=["/v1/jobs/4f1c2d0e9a8b4c7d9e0f1a2b3c4d5e6f"])
+    self_: str = Field(validation_alias=AliasChoices("self", "self_"), serialization_alias="self",
+                       examples=["/v1/jobs/4f1c2d0e9a8b4c7d9e0f1a2b3c4d5e6f"])
     result: str = Field(examples=["/v1/jobs/4f1c2d0e9a8b4c7d9e0f1a2b3c4d5e6f/result"])
 
 

@@ -1,0 +1,156 @@
+"""What each client method sends and how it reads the answer, shared by ``Client`` and ``AsyncClient``.
+
+A :class:`Call` is a request plus the parser for its success; the two clients differ only in how they send
+it (blocking or awaited) and how they sleep between retries, so the protocol lives here once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+import httpx
+from pydantic import ValidationError
+
+from booknlp_api.api.job_schemas import JobCreate, JobOptions, JobPublic, JobsPublic
+from booknlp_api.api.schemas import AnalyzeRequest, InfoPublic, ReadyPublic
+from booknlp_api.client.errors import BookNLPError, InvalidRequest, error_for, retry_after
+from booknlp_api.engine.result_schema import AnalysisResult
+
+T = TypeVar("T")
+ResultFormat = Literal["json", "native", "html"]
+Source = str | bytes | os.PathLike[str]
+
+RETRY_STATUSES = frozenset({429, 503})
+_LIST_FIELDS = ("pipeline", "sections", "exclude")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    ok: frozenset[int] = frozenset({200})
+
+    def request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        return client.build_request(self.method, self.path, params=self.params, json=self.json, files=self.files,
+                                    data=self.data, headers=self.headers)
+
+    def read(self, response: httpx.Response) -> T:
+        if response.status_code not in self.ok:
+            raise error_for(response)
+        return self.parse(response)
+
+
+def retry_delay(response: httpx.Response, attempt: int, max_retries: int, backoff: float) -> float | None:
+    """Seconds to wait before sending again, or None to stop: only 429 and 503, honouring ``Retry-After``."""
+    if response.status_code not in RETRY_STATUSES or attempt >= max_retries:
+        return None
+    told = retry_after(response)
+    return told if told is not None else backoff * 2 ** attempt
+
+
+def _options(model: type[JobOptions] | type[AnalyzeRequest], values: dict[str, Any]) -> dict[str, Any]:
+    """The options validated by the server's own schema, so mistakes are caught before anything is sent."""
+    try:
+        return model.model_validate(values).model_dump(mode="json", exclude_unset=True)
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid options: {exc.errors(include_url=False)}", code="validation_error",
+                             details=exc.errors(include_url=False)) from None
+
+
+def _analysis(response: httpx.Response) -> AnalysisResult | JobPublic:
+    if response.status_code == 202:
+        return JobPublic.model_validate_json(response.content)
+    return AnalysisResult.model_validate_json(response.content)
+
+
+def analyze(text: str, options: dict[str, Any]) -> Call[AnalysisResult | JobPublic]:
+    body = _options(AnalyzeRequest, {"text": text, **options})
+    return Call("POST", "/v1/analyze", _analysis, json=body, ok=frozenset({200, 202}))
+
+
+def submit(source: Source, options: dict[str, Any], idempotency_key: str | None = None) -> Call[JobPublic]:
+    """A job from a text (JSON), or from bytes or a file (uploaded gzipped, as a multipart file part)."""
+    headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+    parse = _model(JobPublic)
+    if isinstance(source, str):
+        return Call("POST", "/v1/jobs", parse, json=_options(JobCreate, {"text": source, **options}),
+                    headers=headers, ok=frozenset({202}))
+    if isinstance(source, bytes):
+        name, raw = "book.txt", source
+    else:
+        path = Path(source)
+        try:
+            name, raw = path.name, path.read_bytes()
+        except OSError as exc:
+            raise BookNLPError(f"cannot read {path}: {exc}", code="unreadable_file") from None
+        options = {"book_id": _book_id(path), **options}
+    form = _options(JobOptions, options)
+    data = {key: ",".join(value) if key in _LIST_FIELDS else _form_value(value) for key, value in form.items()
+            if value is not None}
+    files = {"file": (f"{name}.gz", gzip.compress(raw, mtime=0), "application/gzip")}
+    return Call("POST", "/v1/jobs", parse, data=data, files=files, headers=headers, ok=frozenset({202}))
+
+
+def _form_value(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _book_id(path: Path) -> str:
+    """A file's stem as a book id, reduced to the characters book ids allow."""
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in path.name.split(".")[0])
+    return stem.strip("._-")[:64] or "book"
+
+
+def _model(model: type[Any]) -> Callable[[httpx.Response], Any]:
+    return lambda response: model.model_validate_json(response.content)
+
+
+def job(job_id: str) -> Call[JobPublic]:
+    return Call("GET", f"/v1/jobs/{job_id}", _model(JobPublic))
+
+
+def jobs(status: str | None, limit: int, offset: int) -> Call[JobsPublic]:
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if status is not None:
+        params["status"] = status
+    return Call("GET", "/v1/jobs", _model(JobsPublic), params=params)
+
+
+def cancel(job_id: str) -> Call[JobPublic]:
+    return Call("DELETE", f"/v1/jobs/{job_id}", _model(JobPublic), ok=frozenset({200, 202}))
+
+
+def result(job_id: str, result_format: ResultFormat, sections: list[str] | None,
+           exclude: list[str] | None) -> Call[AnalysisResult | bytes | str]:
+    params: dict[str, Any] = {"format": result_format}
+    if sections is not None:
+        params["sections"] = sections
+    if exclude is not None:
+        params["exclude"] = exclude
+    parse: Callable[[httpx.Response], AnalysisResult | bytes | str] = {
+        "json": _model(AnalysisResult), "native": lambda r: r.content, "html": lambda r: r.text}[result_format]
+    return Call("GET", f"/v1/jobs/{job_id}/result", parse, params=params)
+
+
+def info() -> Call[InfoPublic]:
+    return Call("GET", "/v1/info", _model(InfoPublic))
+
+
+def ready() -> Call[ReadyPublic]:
+    return Call("GET", "/v1/ready", _model(ReadyPublic), ok=frozenset({200, 503}))
+
+
+def job_id_of(job_or_id: JobPublic | str) -> str:
+    return job_or_id if isinstance(job_or_id, str) else job_or_id.id

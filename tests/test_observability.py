@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import expected_device
-from tests.server_process import Server, has_finished, running_server
+from tests.server_process import Server, has_finished, is_mid_run, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = f"Zorblefax{uuid.uuid4().hex[:12]}"
@@ -44,7 +44,8 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    """One server with JSON logs: a job run to the end, the same text again (a cache hit), one request id sent."""
+    """One server with JSON logs: a job run to the end, the same text again (a cache hit), a job cancelled while
+    it runs, one request id sent."""
     data_dir = tmp_path_factory.mktemp("observed") / "data"
     stale = data_dir / "metrics" / "counter_1.db"
     stale.parent.mkdir(parents=True)
@@ -60,6 +61,12 @@ def run(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         assert response.status_code in (200, 202), response.text
         cached = response.json()
         assert cached["cached"], cached
+        server.hold.touch()  # the next job stays mid-stage until it is cancelled
+        held = server.submit("A book that is cancelled halfway. Mr. Knightley frowned.")
+        server.wait(held, is_mid_run)
+        assert server.client.delete(f"/v1/jobs/{held}").status_code in (200, 202)
+        assert server.wait(held, has_finished)["status"] == "cancelled"  # the hold lets go of a cancelled run
+        server.hold.unlink()
         assert server.client.get(f"/v1/jobs/{job_id}", headers={"X-Request-ID": REQUEST_ID}).status_code == 200
         assert server.client.get("/v1/jobs/no-such-job").status_code == 404
         metrics = httpx.get(f"{server.client.base_url}/metrics", timeout=60)  # no API key: /metrics is open
@@ -78,9 +85,10 @@ def value(found: Samples, name: str, **labels: str) -> float:
 
 def test_job_metrics_come_from_the_worker_process(run: Run) -> None:
     found = samples(run.metrics)
-    assert value(found, "booknlp_jobs_submitted_total", model="tiny", cached="false") == 1
+    assert value(found, "booknlp_jobs_submitted_total", model="tiny", cached="false") == 2
     assert value(found, "booknlp_jobs_submitted_total", model="tiny", cached="true") == 1
     assert value(found, "booknlp_jobs_finished_total", status="succeeded", code="") == 2  # the cache hit too
+    assert value(found, "booknlp_jobs_finished_total", status="cancelled", code="") == 1
     assert value(found, "booknlp_cache_hits_total") == 1
     assert value(found, "booknlp_tokens_analysed_total", model="tiny") == run.result["token_count"] > 0
     device = run.result["device"]
@@ -108,7 +116,9 @@ def test_http_requests_are_labelled_by_route_template(run: Run) -> None:
     found = samples(run.metrics)
     posts = {dict(pairs)["status"]: count for (name, pairs), count in found.items()
              if name == "booknlp_http_requests_total" and dict(pairs)["route"] == "/v1/jobs"}
-    assert sum(posts.values()) == 2 and set(posts) <= {"200", "202"}  # the job, and the same text from the cache
+    assert sum(posts.values()) == 3 and set(posts) <= {"200", "202"}  # two jobs, and the first text from the cache
+    assert sum(count for (name, pairs), count in found.items() if name == "booknlp_http_requests_total"
+               and dict(pairs)["method"] == "DELETE" and dict(pairs)["route"] == "/v1/jobs/{job_id}") == 1
     assert value(found, "booknlp_http_requests_total", method="GET", route="/v1/jobs/{job_id}/result",
                  status="200") == 1
     assert value(found, "booknlp_http_requests_total", method="GET", route="/v1/jobs/{job_id}", status="404") == 1
@@ -143,6 +153,11 @@ def test_every_log_line_is_one_json_object_with_its_ids(run: Run) -> None:
     assert {line["worker_id"] for line in worker_lines} <= {w for line in lines if (w := line["worker_id"])}
     submitted = [line for line in lines if line["job_id"] == job_id and line["request_id"]]
     assert submitted and submitted[0]["logger"] == "booknlp_api.jobs.service"  # the API process's line
+    for line in lines:  # every line about a job names it, and every line of a worker process names the worker
+        for named in re.findall(r"\bjob ([0-9a-f]{32})\b", line["message"]):
+            assert line["job_id"] == named, line
+        if line["logger"] == "booknlp_api.jobs.worker":
+            assert line["worker_id"], line
     access = [line for line in lines if line["logger"] == "uvicorn.access" and line["request_id"] == REQUEST_ID]
     assert len(access) == 1 and f"/v1/jobs/{job_id}" in access[0]["message"], access
 

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from booknlp_api.config import Settings
 from booknlp_api.device import DeviceInfo, describe_device, resolve_device
 from booknlp_api.engine.service import NLPService
+from booknlp_api.jobs.files import Body
 from booknlp_api.jobs.store import JobStore
 from booknlp_api.jobs.tables import jobs
 from tests.postgres import PostgresServer
@@ -80,6 +81,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()
+
+
+def database_setting(database_url: str) -> str | None:
+    """``BOOKNLP_DATABASE_URL`` for a ``database_url``: unset for SQLite, which lives in the data folder."""
+    return None if database_url.startswith("sqlite") else database_url
+
+
+def body_bytes(body: Body | None) -> bytes:
+    """A result's bytes, whether served from a file, from memory or streamed from the database."""
+    assert body is not None
+    return body.read_bytes() if isinstance(body, Path) else body if isinstance(body, bytes) else b"".join(body)
 
 
 @pytest.fixture(scope="session")

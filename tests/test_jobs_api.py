@@ -37,13 +37,16 @@ def hold(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hold") / "hold"
 
 
-@pytest.fixture(scope="module")
-def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory, hold: Path) -> Iterator[TestClient]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory, hold: Path,
+           request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """The app and its worker process, on each kind of job database (PostgreSQL: texts and results in it too)."""
     from booknlp_api.api.app import create_app
 
     data_dir = tmp_path_factory.mktemp("jobs-data")
+    database = request.getfixturevalue("postgres").new_database() if request.param == "postgresql" else None
     settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=data_dir, max_job_chars=100_000,
-                        shutdown_grace_seconds=0, api_keys_file=keys_file(data_dir))
+                        shutdown_grace_seconds=0, api_keys_file=keys_file(data_dir), database_url=database)
     with pytest.MonkeyPatch.context() as patch:
         seam = hold_seam_env(hold)
         for name in ("PYTHONPATH", "HOLD_BATCHES_FILE"):  # the worker processes inherit our environment

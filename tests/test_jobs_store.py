@@ -36,6 +36,7 @@ from booknlp_api.jobs.results import JobResults
 from booknlp_api.jobs.service import JobService
 from booknlp_api.jobs.signals import Signals
 from booknlp_api.jobs.store import JobStore, WorkerRecord
+from tests.conftest import database_setting
 
 LEASE = 30.0
 HEAD = "0002"
@@ -265,7 +266,7 @@ def test_a_database_from_before_migrations_is_upgraded_in_place_and_its_jobs_rea
 def idle_service(tiny_models_dir: Path, tmp_path: Path, database_url: str) -> Iterator[JobService]:
     """Submissions are recorded and queued, but no worker runs them."""
     settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path / "data", max_queued_jobs=3,
-                        database_url=None if database_url.startswith("sqlite") else database_url,
+                        database_url=database_setting(database_url),
                         max_job_chars=1000)
     service = JobService(settings, NLPService(settings))
     yield service

@@ -14,10 +14,12 @@ from booknlp_api.engine.errors import Cancelled
 from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.service import JobService
+from tests.conftest import database_setting
 
 
-def _service(models_dir: Path, data_dir: Path, engine: NLPService) -> JobService:
-    settings = Settings(models_dir=models_dir, model="tiny", data_dir=data_dir)
+def _service(models_dir: Path, data_dir: Path, engine: NLPService, database_url: str | None = None) -> JobService:
+    settings = Settings(models_dir=models_dir, model="tiny", data_dir=data_dir,
+                        database_url=database_setting(database_url or "sqlite"))
     return JobService(settings, engine)
 
 
@@ -31,8 +33,9 @@ def _until(jobs: JobService, job_id: str, statuses: set[str], timeout: float = 3
 
 
 def test_stopping_lets_the_running_job_finish_within_the_grace_period(
-        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch) -> None:
-    jobs = _service(tiny_models_dir, tmp_path, tiny_service)
+        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch,
+        database_url: str) -> None:
+    jobs = _service(tiny_models_dir, tmp_path, tiny_service, database_url)
     entered = threading.Event()
     real_analyze = tiny_service.analyze
 
@@ -55,8 +58,9 @@ def test_stopping_lets_the_running_job_finish_within_the_grace_period(
 
 
 def test_a_job_stuck_inside_a_stage_is_requeued_at_stop_and_its_late_result_refused(
-        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch) -> None:
-    jobs = _service(tiny_models_dir, tmp_path, tiny_service)
+        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch,
+        database_url: str) -> None:
+    jobs = _service(tiny_models_dir, tmp_path, tiny_service, database_url)
     release, entered = threading.Event(), threading.Event()
     real_analyze = tiny_service.analyze
 

@@ -6,12 +6,11 @@ so the work goes on and its result can be fetched later from the job API.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
+from booknlp_api.api.bodies import body_response
 from booknlp_api.api.errors import ApiError, from_job_error
 from booknlp_api.api.job_schemas import JobPublic
 from booknlp_api.api.schemas import AnalyzeRequest
@@ -41,7 +40,4 @@ async def analysis_response(jobs: JobService, job: Job) -> Response:
         return JSONResponse(public.model_dump(mode="json", by_alias=True), status_code=202,
                             headers={"Location": public.links.self_})
     # Built off the event loop: a novel's result takes a noticeable time to read and encode.
-    body = await run_in_threadpool(jobs.results.json, job)
-    if isinstance(body, Path):
-        return FileResponse(body, media_type="application/json")
-    return Response(body, media_type="application/json")
+    return body_response(await run_in_threadpool(jobs.results.json, job), "application/json")

@@ -26,6 +26,7 @@ from booknlp_api.engine.service import NLPService
 from booknlp_api.engine.text import TextTooLarge
 from booknlp_api.jobs import metrics
 from booknlp_api.jobs.database import Database, database_url
+from booknlp_api.jobs.database_files import DatabaseFiles
 from booknlp_api.jobs.errors import (
     IdempotencyConflict,
     JobAlreadyFinished,
@@ -58,7 +59,9 @@ class JobService:
         # A job queued or ended, in any process, wakes the idle workers or the waiting requests (jobs.signals).
         self.signals = Signals(settings.data_dir, self.database)
         self.finishes = FinishWatch(settings.data_dir, self.signals.doorbell)
-        self.files = JobFiles(settings.data_dir)
+        # On PostgreSQL texts and results live in the database too: no folder to share between machines.
+        self.files = DatabaseFiles(settings.data_dir, self.database) if self.database.is_postgres \
+            else JobFiles(settings.data_dir)
         self.results = JobResults(self.files)
         self.worker: JobWorker | None = None
         """The worker running jobs in this process, if any (tests; worker processes)."""

@@ -26,8 +26,8 @@ from booknlp_api.jobs.wake import Doorbell, notify
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "booknlp_"
-LISTEN_SECONDS = 5.0
-"""How long the listener waits for a notification before checking that it should go on."""
+LISTEN_SECONDS = 1.0
+"""How long the listener waits for a notification before checking for new channels and for close()."""
 RECONNECT_SECONDS = 1.0
 
 

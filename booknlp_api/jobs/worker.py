@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from booknlp_api.engine.errors import Cancelled, EngineError
 from booknlp_api.engine.progress import StageProgress
 from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs import metrics
+from booknlp_api.jobs.errors import DatabaseUnavailable
 from booknlp_api.jobs.files import JobFiles
 from booknlp_api.jobs.progress import JobProgress
 from booknlp_api.jobs.records import AnalysisInfo, Job, JobError, job_error
@@ -45,6 +47,8 @@ POLL_SECONDS = 2.0
 same data folder or database, wakes it at once (``jobs.signals``); the poll covers a wake-up that cannot arrive."""
 PROGRESS_EVERY = 0.25
 """Seconds between progress writes: smooth for a poller, a handful of writes a second at most."""
+RECORD_RETRY = 1.0
+"""Seconds between attempts to record a run's end while the database is unavailable."""
 CANCEL_WAIT = 2.0
 """On stop, seconds to wait for a cancelled run to reach a boundary before re-queuing it anyway."""
 
@@ -195,23 +199,37 @@ class JobWorker:
             info = self._analyze(job, run, running.cancel)
         except Cancelled:
             if running.timed_out.is_set():
-                self._end(job, "failed", JobError("timeout", f"the job ran longer than its limit of {limit:.3g} s"))
+                error = JobError("timeout", f"the job ran longer than its limit of {limit:.3g} s")
+                self._recorded(lambda: self._end(job, "failed", error))
             else:
-                self._interrupted(job)
+                self._recorded(lambda: self._interrupted(job))
         except EngineError as exc:
-            self._end(job, "failed", job_error(exc))
+            engine_error = job_error(exc)
+            self._recorded(lambda: self._end(job, "failed", engine_error))
         except Exception:
             log.exception("job %s failed unexpectedly", job.id)
-            self._end(job, "failed", _UNEXPECTED)
+            self._recorded(lambda: self._end(job, "failed", _UNEXPECTED))
         else:
             metrics.job_analysed(info, time.monotonic() - started)
-            self._publish(job, run, info)
+            self._recorded(lambda: self._publish(job, run, info))
         finally:
             metrics.gpu_memory(self.engine.device_info())
             if timer is not None:
                 timer.cancel()
             self.files.discard_run(run)
             self._running = None
+
+    def _recorded(self, outcome: Callable[[], None]) -> None:
+        """Record how the run ended, waiting out the database being away (restarting, say): a run whose end
+        is never recorded would keep its lease alive through the heartbeats and hold the job forever."""
+        while True:
+            try:
+                outcome()
+                return
+            except DatabaseUnavailable:
+                log.warning("job database unavailable; recording the job's end again in %.0f s", RECORD_RETRY)
+                if self._beats_over.wait(RECORD_RETRY):
+                    return  # stopped for good: the lease runs out and recovery re-runs the job
 
     def time_limit(self, job: Job) -> float | None:
         """Seconds this job may run: the fixed limit plus its share per 1,000 characters; None: no limit."""
@@ -231,7 +249,7 @@ class JobWorker:
                 last_write = time.monotonic()
                 try:
                     self.store.save_progress(job.id, self.record.id, progress.snapshot(), time.time())
-                except SQLAlchemyError:
+                except (SQLAlchemyError, DatabaseUnavailable):
                     log.warning("job %s: progress not saved this time", job.id, exc_info=True)
 
         analysis = self.engine.analyze(self.files.read_text(job.id), out_dir=run, model=job.model,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
 
 from booknlp_api.api.auth import UNAUTHORIZED, CallerDep, authenticate
+from booknlp_api.api.bodies import body_response
 from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.job_input import FILE_FIELD, read_submission
 from booknlp_api.api.job_schemas import JobCreate, JobOptions, JobPublic, JobsPublic
@@ -115,14 +114,11 @@ async def get_result(job_id: str, runtime: RuntimeDep, caller: CallerDep,
     a zip (`format=native`), or its HTML report (`format=html`)."""
     job, results = runtime.jobs.get(job_id, caller.scope), runtime.jobs.results
     if result_format == "native":
-        return FileResponse(await run_in_threadpool(results.native_zip, job), media_type="application/zip",
-                            filename=f"{job.book_id}.zip")
+        return body_response(await run_in_threadpool(results.native_zip, job), "application/zip",
+                             filename=f"{job.book_id}.zip")
     if result_format == "html":
-        return FileResponse(results.html(job), media_type="text/html; charset=utf-8")
-    body = await run_in_threadpool(results.json, job, sections, exclude or ())
-    if isinstance(body, Path):
-        return FileResponse(body, media_type="application/json")
-    return Response(body, media_type="application/json")
+        return body_response(await run_in_threadpool(results.html, job), "text/html; charset=utf-8")
+    return body_response(await run_in_threadpool(results.json, job, sections, exclude or ()), "application/json")
 
 
 _CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -90,9 +90,9 @@ def test_other_runs_are_dropped_and_orphans_swept(files: DatabaseFiles) -> None:
 
 
 def test_a_large_json_result_streams_in_bounded_memory(files: DatabaseFiles) -> None:
-    tokens = [{"i": n, "word": f"w{n % 977}", "lemma": f"l{n % 541}", "pos": "NOUN"} for n in range(250_000)]
+    tokens = [{"i": n, "word": f"w{n % 977}", "lemma": f"l{n % 541}", "pos": "NOUN"} for n in range(400_000)]
     result = json.dumps({"tokens": tokens}).encode()
-    assert len(result) > 15_000_000
+    assert len(result) > 20_000_000
     name = files.publish(_run(files, "big", result))
     del tokens
     stream = files.stored_json(name)
@@ -104,4 +104,5 @@ def test_a_large_json_result_streams_in_bounded_memory(files: DatabaseFiles) -> 
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert size == len(result) and largest <= CHUNK_BYTES
-    assert peak < 6 * CHUNK_BYTES, f"peak {peak} bytes while streaming {size}"
+    # A handful of chunk-sized buffers at once (read, copied, decompressed): independent of the result's size.
+    assert peak < 8 * CHUNK_BYTES < size / 2, f"peak {peak} bytes while streaming {size}"

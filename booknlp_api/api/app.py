@@ -13,7 +13,7 @@ from booknlp_api.api.errors import install_error_handlers
 from booknlp_api.api.limits import BodySizeLimit
 from booknlp_api.api.metrics import install_metrics
 from booknlp_api.api.request_ids import install_request_ids
-from booknlp_api.api.routes import analyze, health, info, jobs
+from booknlp_api.api.routes import analyze, events, health, info, jobs
 from booknlp_api.api.runtime import Runtime, max_body_bytes
 from booknlp_api.config import Settings
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     install_request_ids(app)
     install_docs(app)
-    for router in (analyze.router, jobs.router, health.router, info.router):
+    for router in (analyze.router, jobs.router, events.router, health.router, info.router):
         app.include_router(router)
     return app
 

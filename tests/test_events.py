@@ -1,0 +1,71 @@
+"""``GET /v1/jobs/{id}/events`` against a real server: progress from the worker process arrives as Server-Sent
+Events, in order, and the stream ends with the finished job; other keys get the usual 404."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.server_process import Server, running_server
+
+CHAPTER = ("“My dear Mr. Bennet,” said his lady to him one day, “have you heard that Netherfield Park is let "
+           "at last?” Mr. Bennet replied that he had not. ") * 8
+
+
+@pytest.fixture(scope="module")
+def server(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tiny_models_dir, tmp_path_factory.mktemp("events") / "data") as server:
+        server.start()
+        yield server
+
+
+def _events(server: Server, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    kind = ""
+    with server.client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=httpx.Timeout(300)) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line[len("event: "):]
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[len("data: "):])))
+    return events
+
+
+def test_a_running_job_streams_its_progress_and_ends_with_the_finished_job(server: Server) -> None:
+    server.hold.touch()  # the job waits before its first BERT batch: the stream sees it queued or running first
+    job_id = server.submit(CHAPTER)
+    try:
+        server.wait(job_id, lambda job: job["status"] == "running")
+    finally:
+        server.hold.unlink()
+    events = _events(server, job_id)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "status" and kinds[-1] == "end" and kinds.count("end") == 1, kinds
+    assert "progress" in kinds
+    fractions = [job["progress"]["fraction"] for _, job in events if job["progress"] is not None]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    stages = [job["progress"]["stage"] for _, job in events if job["progress"] is not None]
+    assert len(set(stages)) >= 2  # the stages are followed as the worker goes through them
+    assert events[-1][1]["status"] == "succeeded" and events[-1][1]["id"] == job_id
+
+
+def test_a_finished_job_streams_one_end_event_and_closes(server: Server) -> None:
+    job_id = server.submit("Elizabeth laughed.", pipeline=["entity"])
+    server.wait(job_id, lambda job: job["status"] == "succeeded")
+    assert [(kind, job["status"]) for kind, job in _events(server, job_id)] == [("end", "succeeded")]
+
+
+def test_events_need_the_key_that_owns_the_job(server: Server) -> None:
+    job_id = server.submit("Elizabeth laughed.", pipeline=["entity"])
+    url = f"{server.client.base_url}/v1/jobs/{job_id}/events"
+    assert httpx.get(url).status_code == 401
+    stranger = httpx.get(url, headers={"Authorization": "Bearer bnlp_nobodys-key"})
+    assert stranger.status_code == 401 and stranger.json()["error"]["code"]
+    missing = server.client.get(f"/v1/jobs/{'0' * 32}/events")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "job_not_found"

@@ -55,8 +55,8 @@ def test_info_lists_models_pipes_sections_and_limits(api_client: TestClient) -> 
                               "analyze_wait_seconds": 60.0, "job_ttl_seconds": 7 * 86400.0}
     assert info["versions"]["booknlp"] == "1.0.8"
     assert info["default_precision"] == "exact"
-    assert [(p["name"], p["options"]) for p in info["precisions"]] == [("exact", []), ("fast", [])], \
-        "fast mode ships no CPU option, so it computes what exact does on this machine"
+    assert [(p["name"], p["options"]) for p in info["precisions"]] == [
+        ("exact", []), ("fast", ["spaCy parse split at paragraph breaks over up to 2 processes"])]
 
 
 def test_ready_is_503_with_the_reason_when_the_default_model_cannot_load(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from booknlp_api.engine.native import write_native
 from booknlp_api.engine.pipeline import Pipeline, parse_pipeline
 from booknlp_api.engine.precision import FAST, FastMode, Precision
 from booknlp_api.engine.progress import ProgressCallback, RunTracker
+from booknlp_api.engine.split_parse import SplitParser
 from booknlp_api.engine.stages import STAGES, Book
 from booknlp_api.models.bert import import_upstream
 from booknlp_api.models.manifest import ModelError, ModelManifest, available_models, read_manifest, verify
@@ -120,10 +121,10 @@ class NLPService:
             return parts
 
     def _computed_as(self, precision: Precision | None) -> Precision:
-        """The components a precision runs on: fast with no option for this device is exact's computation,
-        so it shares exact's components instead of loading a second, identical copy."""
+        """The components a precision runs on: fast with no model option for this device has exact's
+        models, so it shares exact's components instead of loading a second, identical copy."""
         precision = precision or self.settings.precision
-        if precision == "fast" and not self.fast_mode.describe(self.device):
+        if precision == "fast" and not self.fast_mode.changes_models(self.device):
             return "exact"
         return precision
 
@@ -194,26 +195,33 @@ class NLPService:
         with self._run_lock:
             self._slot.tracker = tracker
             try:
-                analysis = self._run(text, parts, chosen, book_id, out_dir, tracker)
-                return dataclasses.replace(analysis, precision=precision or self.settings.precision)
+                requested = precision or self.settings.precision
+                parser = self._parser(requested)
+                analysis = self._run(text, parts, chosen, book_id, out_dir, tracker, parser)
+                return dataclasses.replace(analysis, precision=requested)
             finally:
                 self._slot.tracker = None
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
 
+    def _parser(self, precision: Precision) -> Any:
+        """What the parse stage calls ``tag(text)`` on: upstream's spaCy pipeline, split over processes in fast mode."""
+        processes = min(self.fast_mode.parse_processes, torch.get_num_threads()) if precision == "fast" else 1
+        return SplitParser(self._spacy, processes) if processes > 1 else self._spacy
+
     def _run(self, text: str, parts: Components, pipeline: Pipeline, book_id: str, out_dir: Path,
-             tracker: RunTracker) -> Analysis:
+             tracker: RunTracker, parser: Any) -> Analysis:
         book = Book(text=text)
         timings: dict[str, float] = {}
         for stage in STAGES:
             if stage.applies(pipeline):
-                timings[stage.name] = self._stage(stage.name, tracker, stage.run, book, parts, pipeline)
+                timings[stage.name] = self._stage(stage.name, tracker, stage.run, book, parts, pipeline, parser)
         files: dict[str, Path] = {}
 
         def output(*_: object) -> None:
             files.update(write_native(book, pipeline, out_dir, book_id))
 
-        timings["output"] = self._stage("output", tracker, output)
+        timings["output"] = self._stage("output", tracker, output, None)
         return Analysis(book_id=book_id, model=parts.name, pipeline=pipeline.names(), device=str(self.device),
                         synthetic_models=parts.manifest.synthetic, token_count=len(book.tokens),
                         timings=timings, precision=parts.precision, folder=out_dir, files=files)
@@ -223,7 +231,7 @@ class NLPService:
         started = time.monotonic()
         with captured_stdout() as chatter, torch.no_grad():
             try:
-                run(*args, self._spacy)
+                run(*args)
             except (Cancelled, EngineError):
                 raise
             except SystemExit as exc:

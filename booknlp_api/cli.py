@@ -200,9 +200,9 @@ def _keys_parser(commands: Any) -> None:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from booknlp_api.jobs.process import run_worker
+    from booknlp_api.jobs.supervisor import run_worker_command
 
-    return run_worker(settings, exit_with_parent=args.exit_with_parent)
+    return run_worker_command(settings, exit_with_parent=args.exit_with_parent)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -253,7 +253,8 @@ def _parser() -> argparse.ArgumentParser:
     sv.set_defaults(run=_serve)
     _keys_parser(commands)
 
-    wk = commands.add_parser("worker", help="run queued jobs (the API starts BOOKNLP_WORKERS of these itself)")
+    wk = commands.add_parser("worker", help="run queued jobs (the API starts BOOKNLP_WORKERS of these itself); "
+                                                  "with BOOKNLP_DEVICES, one process per device")
     wk.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it dies")
     wk.set_defaults(run=_worker)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -67,6 +68,9 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=0, description="Worker processes the API starts to run jobs; 0: they run elsewhere on the same data_dir."
     )
+    devices: str | None = Field(
+        None, description="One worker process per device, pinned to it: cuda:N and cpu comma-separated, or all "
+        "(every CUDA device); unset: `workers` processes on `device`.")
     worker_memory_bytes: int | None = Field(
         None, ge=1, description="Memory a worker may use; a text whose estimated peak exceeds it is refused "
         "(too_large_for_memory). Unset: the cgroup's memory limit, else physical memory."
@@ -100,6 +104,18 @@ class Settings(BaseSettings):
         if self.lease_seconds < 2 * self.heartbeat_seconds:
             raise ValueError("lease_seconds must be at least twice heartbeat_seconds")
         return self
+
+    @field_validator("devices")
+    @classmethod
+    def _devices_parse(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        items = [item.strip() for item in value.split(",")]
+        if items == ["all"]:
+            return "all"
+        if not all(re.fullmatch(r"cpu|cuda:\d+", item) for item in items):
+            raise ValueError(f"{value!r}: give all, or devices such as cuda:0,cuda:1 (cuda:N or cpu, comma-separated)")
+        return ",".join(items)
 
     @field_validator("rate_limit")
     @classmethod

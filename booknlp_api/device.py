@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -52,3 +52,43 @@ def describe_device(device: torch.device) -> DeviceInfo:
         cuda_memory_total_bytes=int(props.total_memory),
         cuda_memory_allocated_bytes=int(torch.cuda.memory_allocated(index)),
     )
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """The devices a ``BOOKNLP_DEVICES`` list names, split into those this machine has and those it lacks."""
+
+    present: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    cuda_count: int = 0
+
+
+def plan_devices(listed: str) -> DevicePlan:
+    """``all`` (every visible CUDA device) or ``cuda:N``/``cpu`` items, comma-separated, in order; a device
+    listed twice gets two workers. CUDA devices are counted as torch sees them (``CUDA_VISIBLE_DEVICES``)."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if listed == "all":
+        return DevicePlan(present=[f"cuda:{index}" for index in range(count)], cuda_count=count)
+    present, missing = [], []
+    for item in listed.split(","):
+        exists = item == "cpu" or int(item.split(":", 1)[1]) < count
+        (present if exists else missing).append(item)
+    return DevicePlan(present=present, missing=missing, cuda_count=count)
+
+
+def missing_devices_message(listed: str, plan: DevicePlan) -> str | None:
+    """What to log when ``BOOKNLP_DEVICES`` names devices this machine lacks; None when it has them all."""
+    last = plan.cuda_count - 1
+    have = f"this machine has {plan.cuda_count} CUDA device(s)" + (
+        "" if last < 0 else " (cuda:0)" if last == 0 else f" (cuda:0-cuda:{last})")
+    if listed == "all" and not plan.present:
+        return f"BOOKNLP_DEVICES=all but {have}"
+    if plan.missing:
+        return f"BOOKNLP_DEVICES names {', '.join(plan.missing)} but {have}: no worker for {', '.join(plan.missing)}"
+    return None
+
+
+def pin_device(device: torch.device) -> None:
+    """Make ``device`` this process's current CUDA device: anything upstream puts on plain "cuda" lands there too."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)

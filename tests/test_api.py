@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ def test_ready_reports_the_device_the_synthetic_model_and_versions(api_client: T
     versions = ready["versions"]
     assert versions["booknlp"] == "1.0.8" and versions["torch"] and versions["transformers"]
     assert versions["spacy_model"].startswith("en_core_web_sm")
+    [worker] = ready["workers"]  # the app's one worker process, listed with where it runs and what it holds
+    assert (worker["host"], worker["state"], worker["error"]) == (socket.gethostname(), "ready", None)
+    assert worker["pid"] != os.getpid() and worker["id"].startswith(f"{worker['host']}:{worker['pid']}:")
+    assert worker["device"]["device"] == ready["device"]["device"] and worker["models"] == ready["models"]
 
 
 def test_bare_probe_paths_answer_like_the_versioned_ones(api_client: TestClient) -> None:

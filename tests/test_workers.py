@@ -1,8 +1,11 @@
 """Worker processes started apart from the API (BOOKNLP_WORKERS=0 and `booknlp-api worker`), more than one,
-without preloading: readiness follows them, and jobs are shared out between them."""
+without preloading: readiness follows them, and jobs are shared out between them. A device list
+(BOOKNLP_DEVICES) starts one worker process per device, here real processes on the CPU; devices this
+machine lacks (cuda:98, cuda:99 exist nowhere) are named at start and the workers fall back."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import expected_device
 from tests.server_process import CLI, Server, has_finished, job_store, running_server
 
 
 @contextmanager
-def _workers(server: Server, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+def _workers(server: Server, count: int, **settings: str) -> Iterator[list[subprocess.Popen[bytes]]]:
     """``count`` `booknlp-api worker` processes on the server's data folder, models not preloaded."""
-    env = {**server.env, "BOOKNLP_PRELOAD": "false"}
+    env = {**server.env, "BOOKNLP_PRELOAD": "false", **settings}
     with server.log.open("ab") as log:
         processes = [subprocess.Popen([str(CLI), "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
                      for _ in range(count)]
@@ -32,6 +36,11 @@ def _workers(server: Server, count: int) -> Iterator[list[subprocess.Popen[bytes
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _assert_no_worker(server: Server) -> None:
+    response = server.client.get("/v1/ready")
+    assert response.status_code == 503 and response.json()["error"]["details"] == {"state": "no_worker"}
 
 
 def _ready_workers(server: Server, count: int, timeout: float = 300) -> None:
@@ -49,8 +58,7 @@ def test_an_api_without_workers_is_not_ready_until_separate_workers_connect_and_
         tiny_models_dir: Path, tmp_path: Path) -> None:
     with running_server(tiny_models_dir, tmp_path / "data", BOOKNLP_WORKERS="0") as server:
         server.start(until="/v1/health")
-        alone = server.client.get("/v1/ready")
-        assert alone.status_code == 503 and alone.json()["error"]["details"] == {"state": "no_worker"}
+        _assert_no_worker(server)
 
         with _workers(server, 2):
             _ready_workers(server, 2)
@@ -73,5 +81,36 @@ def test_an_api_without_workers_is_not_ready_until_separate_workers_connect_and_
             assert [job["status"] for job in done] == ["succeeded", "succeeded"], done
 
         # Stopped workers deregister: the API has nobody to run analyses again.
-        gone = server.client.get("/v1/ready")
-        assert gone.status_code == 503 and gone.json()["error"]["details"] == {"state": "no_worker"}
+        _assert_no_worker(server)
+
+
+@pytest.mark.timeout(600)
+def test_a_device_list_makes_one_worker_command_start_a_pinned_worker_process_per_device_listed_in_ready(
+        tiny_models_dir: Path, tmp_path: Path) -> None:
+    with running_server(tiny_models_dir, tmp_path / "data", BOOKNLP_WORKERS="0") as server:
+        server.start(until="/v1/health")
+        with _workers(server, 1, BOOKNLP_DEVICES="cpu,cuda:98,cpu") as (command,):
+            _ready_workers(server, 2)
+            ready = server.client.get("/v1/ready")
+            assert ready.status_code == 200, ready.text
+            workers = ready.json()["workers"]
+            assert [(w["host"], w["state"], w["device"]["device"]) for w in workers] == \
+                [(socket.gethostname(), "ready", "cpu")] * 2
+            pids = {w["pid"] for w in workers}
+            assert len(pids) == 2 and command.pid not in pids, "two worker processes under the one command"
+            assert "BOOKNLP_DEVICES names cuda:98 but this machine has" in server.log.read_text(errors="replace")
+        # SIGTERM to the command stops both of its workers, which deregister.
+        assert command.returncode == 0
+        _assert_no_worker(server)
+
+
+@pytest.mark.timeout(600)
+def test_serve_names_the_listed_devices_the_machine_lacks_and_falls_back_to_its_one_device_setting(
+        tiny_models_dir: Path, tmp_path: Path) -> None:
+    with running_server(tiny_models_dir, tmp_path / "data", BOOKNLP_DEVICES="cuda:98,cuda:99") as server:
+        server.start()
+        [worker] = server.client.get("/v1/ready").json()["workers"]
+        assert worker["state"] == "ready" and worker["device"]["device"] == expected_device().device
+        log = server.log.read_text(errors="replace")
+        assert "BOOKNLP_DEVICES names cuda:98, cuda:99 but this machine has" in log
+        assert "falling back to 1 worker(s) on BOOKNLP_DEVICE=" in log

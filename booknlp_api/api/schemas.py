@@ -95,12 +95,24 @@ class LoadedModelPublic(ModelPublic):
     load_seconds: dict[str, float]
 
 
+class WorkerPublic(BaseModel):
+    id: str = Field(description="host:pid:random, unique per worker process.")
+    host: str
+    pid: int
+    state: Literal["loading", "ready", "failed"]
+    device: DevicePublic | None = Field(description="The device it is pinned to; null before it reported one.")
+    models: list[LoadedModelPublic] = Field(description="Models in its memory.")
+    error: str | None = Field(description="Why it could not load the default model (state failed).")
+
+
 class ReadyPublic(BaseModel):
     status: Literal["ready"] = "ready"
-    device: DevicePublic
-    models: list[LoadedModelPublic] = Field(description="Models in memory.")
+    device: DevicePublic = Field(description="The device of the newest ready worker (all of them: `workers`).")
+    models: list[LoadedModelPublic] = Field(description="Models in the newest ready worker's memory.")
     synthetic_models: bool = Field(description="True when any loaded model is synthetic. " + SYNTHETIC_NOTE)
     versions: Versions
+    workers: list[WorkerPublic] = Field(
+        description="Every worker process heard from within the lease (failed ones too), on any host, newest first.")
 
 
 class AvailableModelPublic(ModelPublic):

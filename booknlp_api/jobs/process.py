@@ -12,10 +12,11 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from booknlp_api.config import Settings
+from booknlp_api.device import pin_device
 from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs import metrics
 from booknlp_api.jobs.service import JobService
@@ -36,8 +37,11 @@ def run_worker(settings: Settings, *, exit_with_parent: bool = False) -> int:
         signal.signal(signum, lambda *_: stop.set())
     parent = os.getppid()
     engine = NLPService(settings)
+    pin_device(engine.device)
     worker = JobService(settings, engine).new_worker()
     set_worker_id(worker.record.id)
+    # The device is known before the slow model load: readiness lists loading and failed workers with theirs.
+    worker.record = replace(worker.record, device=asdict(engine.device_info()))
     worker.register()
     try:
         if settings.preload:

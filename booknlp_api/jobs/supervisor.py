@@ -1,22 +1,26 @@
-"""Starts the API's worker processes, restarts any that die, and stops them with the API.
+"""Starts worker processes, restarts any that die, and stops them with the process that started them.
 
-Each worker is ``python -m booknlp_api.cli worker`` with this app's settings passed as ``BOOKNLP_*``
-variables, so a ``Settings`` object built in code reaches the child unchanged.
+Each worker is ``python -m booknlp_api.cli worker`` with its settings passed as ``BOOKNLP_*`` variables,
+so a ``Settings`` object built in code reaches the child unchanged. ``serve`` supervises its workers
+this way; so does ``booknlp-api worker`` when ``BOOKNLP_DEVICES`` lists more than one device (one
+worker process per device, each pinned to its device).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 
 from booknlp_api.config import Settings
+from booknlp_api.device import missing_devices_message, plan_devices
 from booknlp_api.jobs.metrics import WORKER_EXITS
 from booknlp_api.jobs.metrics_files import process_gone
-from booknlp_api.jobs.process import EXIT_LOAD_FAILED
+from booknlp_api.jobs.process import EXIT_LOAD_FAILED, PARENT_POLL_SECONDS, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +32,27 @@ CHECK_SECONDS = 0.5
 EXIT_REASONS = ("crashed", "load_failed")
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
+def worker_settings(settings: Settings, count: int) -> list[Settings]:
+    """The settings of each worker process to start: one per device ``BOOKNLP_DEVICES`` lists, else ``count``
+    alike on ``BOOKNLP_DEVICE``. Listed devices this machine lacks are named in an error and get no worker;
+    when it has none of them, the workers fall back to ``count`` on ``BOOKNLP_DEVICE``, as without the list."""
+    if settings.devices is None:
+        return [settings] * count
+    plan = plan_devices(settings.devices)
+    if message := missing_devices_message(settings.devices, plan):
+        log.error("%s", message)
+    if not plan.present:
+        log.error("BOOKNLP_DEVICES: no listed device exists here; falling back to %d worker(s) on BOOKNLP_DEVICE=%s",
+                  count, settings.device)
+        return [settings.model_copy(update={"devices": None})] * count
+    return [settings.model_copy(update={"device": device, "devices": None}) for device in plan.present]
+
+
+def worker_env(settings: Settings, processes: int | None = None) -> dict[str, str]:
     """This process's environment with every setting replaced by the value ``settings`` holds.
 
-    Unless ``torch_threads`` is set, the cores are split between the workers: each would otherwise
+    Unless ``torch_threads`` is set, the cores are split between the ``processes`` workers (default
+    ``settings.workers``) of this machine: each would otherwise
     start one torch thread per core, and threads that outnumber the cores wait on one another at
     every parallel operation (measured on 2 busy cores: a short warm analysis 7-45x slower). The
     thread count changes no output (1 and 2 threads give bit-identical results).
@@ -40,8 +61,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
             env[f"BOOKNLP_{name.upper()}"] = str(value)
-    if settings.torch_threads is None and settings.workers > 1:
-        env["BOOKNLP_TORCH_THREADS"] = str(max(1, usable_cpus() // settings.workers))
+    processes = settings.workers if processes is None else processes
+    if settings.torch_threads is None and processes > 1:
+        env["BOOKNLP_TORCH_THREADS"] = str(max(1, usable_cpus() // processes))
     return env
 
 
@@ -54,11 +76,16 @@ def usable_cpus() -> int:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, slots: list[Settings] | None = None) -> None:
+        """``slots``: each worker's settings. Default, for ``serve``: ``worker_settings``, or none at all with
+        ``BOOKNLP_WORKERS=0`` (the API only: its workers run elsewhere, whatever ``BOOKNLP_DEVICES`` says)."""
         self.settings = settings
-        self._processes: list[subprocess.Popen[bytes] | None] = [None] * settings.workers
-        self._backoff = [BACKOFF_SECONDS[0]] * settings.workers
-        self._restart_at = [0.0] * settings.workers
+        if slots is None:
+            slots = worker_settings(settings, settings.workers) if settings.workers else []
+        self.slots = slots
+        self._processes: list[subprocess.Popen[bytes] | None] = [None] * len(self.slots)
+        self._backoff = [BACKOFF_SECONDS[0]] * len(self.slots)
+        self._restart_at = [0.0] * len(self.slots)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
@@ -75,9 +102,10 @@ class Supervisor:
 
     def _spawn(self, slot: int) -> None:
         command = [sys.executable, "-m", "booknlp_api.cli", "worker", "--exit-with-parent"]
-        self._processes[slot] = subprocess.Popen(command, env=worker_env(self.settings))
+        self._processes[slot] = subprocess.Popen(command, env=worker_env(self.slots[slot], len(self.slots)))
         self._restart_at[slot] = 0.0
-        log.info("worker process %d started (pid %d)", slot, self._processes[slot].pid)  # type: ignore[union-attr]
+        log.info("worker process %d started on %s (pid %d)", slot, self.slots[slot].device,
+                 self._processes[slot].pid)  # type: ignore[union-attr]
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
@@ -126,3 +154,22 @@ class Supervisor:
                 process.kill()
                 process.wait()
             process_gone(process.pid)
+
+
+def run_worker_command(settings: Settings, *, exit_with_parent: bool = False) -> int:
+    """``booknlp-api worker``: one worker in this process, or with ``BOOKNLP_DEVICES`` one worker process per
+    device, supervised here until SIGTERM/SIGINT (or, if asked, the parent process dying)."""
+    slots = worker_settings(settings, 1)
+    if len(slots) == 1:
+        return run_worker(slots[0], exit_with_parent=exit_with_parent)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    parent = os.getppid()
+    supervisor = Supervisor(settings, slots)
+    supervisor.start()
+    while not stop.wait(PARENT_POLL_SECONDS):
+        if exit_with_parent and os.getppid() != parent:
+            break
+    supervisor.stop()
+    return 0

@@ -102,7 +102,7 @@ class JobWorker:
 
     def failed(self, error: str) -> None:
         """Record why this worker cannot run jobs; the record stays (readiness reports it), the beats end."""
-        self.store.set_worker_state(self.record.id, "failed", error=error)
+        self.store.set_worker_state(self.record.id, "failed", error=error, device=self.record.device)
         self._end_beats()
 
     def wake(self) -> None:

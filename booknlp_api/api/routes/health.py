@@ -7,7 +7,14 @@ from fastapi import APIRouter
 from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.errors import ApiError
 from booknlp_api.api.runtime import Runtime
-from booknlp_api.api.schemas import DevicePublic, ErrorResponse, HealthPublic, LoadedModelPublic, ReadyPublic
+from booknlp_api.api.schemas import (
+    DevicePublic,
+    ErrorResponse,
+    HealthPublic,
+    LoadedModelPublic,
+    ReadyPublic,
+    WorkerPublic,
+)
 from booknlp_api.jobs.store import WorkerRecord
 
 router = APIRouter(tags=["probes"])
@@ -23,7 +30,7 @@ async def ready(runtime: RuntimeDep) -> ReadyPublic:
     workers = runtime.jobs.live_workers()
     states = {worker.state: worker for worker in reversed(workers)}  # the newest of each state
     if "ready" in states:
-        return describe_ready(runtime, states["ready"])
+        return describe_ready(runtime, states["ready"], workers)
     if "loading" in states:
         raise ApiError(503, "not_ready", "the models are still loading", {"state": "loading"})
     if "failed" in states:
@@ -32,10 +39,17 @@ async def ready(runtime: RuntimeDep) -> ReadyPublic:
     raise ApiError(503, "not_ready", "no worker process is connected to run analyses", {"state": "no_worker"})
 
 
-def describe_ready(runtime: Runtime, worker: WorkerRecord) -> ReadyPublic:
+def describe_ready(runtime: Runtime, worker: WorkerRecord, workers: list[WorkerRecord]) -> ReadyPublic:
     models = [LoadedModelPublic(**model) for model in worker.models or []]
     return ReadyPublic(device=DevicePublic(**(worker.device or {})), models=models,
-                       synthetic_models=any(m.synthetic for m in models), versions=runtime.versions)
+                       synthetic_models=any(m["synthetic"] for w in workers for m in w.models or []),
+                       versions=runtime.versions, workers=[describe_worker(w) for w in workers])
+
+
+def describe_worker(worker: WorkerRecord) -> WorkerPublic:
+    return WorkerPublic(id=worker.id, host=worker.host, pid=worker.pid, state=worker.state,
+                        device=DevicePublic(**worker.device) if worker.device else None,
+                        models=[LoadedModelPublic(**model) for model in worker.models or []], error=worker.error)
 
 
 _NOT_READY = {503: {"model": ErrorResponse, "description": "Models still loading, or loading failed."}}

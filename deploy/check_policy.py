@@ -215,9 +215,14 @@ def main(argv: list[str]) -> int:
     check_compose(fields)
     for variant in ("cpu", "gpu", "ingress"):
         check_chart(Path(argv[0]) / f"{variant}.yaml", variant, fields)
+    return report("policy")
+
+
+def report(label: str) -> int:
+    """Print every broken rule and a verdict; the exit status."""
     for problem in problems:
-        print(f"policy: {problem}", file=sys.stderr)
-    print(f"policy: {'FAILED, ' + str(len(problems)) + ' problem(s)' if problems else 'all rules hold'}")
+        print(f"{label}: {problem}", file=sys.stderr)
+    print(f"{label}: {'FAILED, ' + str(len(problems)) + ' problem(s)' if problems else 'all rules hold'}")
     return 1 if problems else 0
 
 

@@ -3,8 +3,10 @@
 #   Dockerfile, Dockerfile.gpu      hadolint, failing on any finding not ignored inline with a reason
 #   docker-compose.yml              the Compose specification's JSON schema
 #   .github/workflows/*.yml         GitHub's workflow schema, and zizmor (security, auditor persona)
-#   deploy/helm/booknlp-api         helm lint --strict; helm template with default, GPU and Ingress
-#                                   values, each through kubernetes-validate --strict (Kubernetes 1.29, 1.37)
+#   deploy/helm/booknlp-api         helm lint --strict; helm template with default, GPU, Ingress, scale and
+#                                   scale-external values, each through kubernetes-validate --strict (Kubernetes
+#                                   1.29, 1.37); KEDA's ScaledObject against its vendored CRD (deploy/check_crds.py)
+#   scale-out (chart and compose)   deploy/check_scale.py: API/worker split, database secret, PDBs, KEDA target
 #   deploy/prometheus               promtool check rules / check config / test rules (alert unit tests)
 #   all of the above                deploy/check_policy.py: rules no schema sees (probes, GPU, security,
 #                                   metrics scraping, alert rules' and dashboard's structure)
@@ -120,16 +122,24 @@ check "workflows: zizmor --offline" zizmor --offline --persona auditor --quiet .
 check "helm lint (default)" helm lint --strict --quiet "$CHART"
 check "helm lint (GPU values)" helm lint --strict --quiet "$CHART" -f "$CHART/values-gpu.yaml"
 check "helm lint (Ingress values)" helm lint --strict --quiet "$CHART" -f "$CHART/ci/ingress-values.yaml"
+check "helm lint (scale values)" helm lint --strict --quiet "$CHART" -f "$CHART/ci/scale-values.yaml"
+check "helm lint (scale-external values)" helm lint --strict --quiet "$CHART" -f "$CHART/ci/scale-external-values.yaml"
 check "helm template (default) | kubernetes-validate --strict" render_and_validate cpu
 check "helm template (GPU) | kubernetes-validate --strict" render_and_validate gpu -f "$CHART/values-gpu.yaml"
 check "helm template (Ingress) | kubernetes-validate --strict" \
   render_and_validate ingress -f "$CHART/ci/ingress-values.yaml"
+check "helm template (scale) | kubernetes-validate --strict" render_and_validate scale -f "$CHART/ci/scale-values.yaml"
+check "helm template (scale-external) | kubernetes-validate --strict" \
+  render_and_validate scale-external -f "$CHART/ci/scale-external-values.yaml"
+check "KEDA ScaledObject: vendored CRD schema (deploy/check_crds.py)" \
+  python deploy/check_crds.py "$RENDERED/scale.yaml" "$RENDERED/scale-external.yaml"
 if install_promtool; then
   check "deploy/prometheus: promtool check rules, check config, test rules" promtool_checks
 else
   echo "==> promtool: not available (no Debian prometheus package here); skipped, check_policy.py checks the rules"
 fi
 check "deployment policy (deploy/check_policy.py)" python deploy/check_policy.py "$RENDERED"
+check "scale-out policy: chart and compose scale profile (deploy/check_scale.py)" python deploy/check_scale.py "$RENDERED"
 check "monitoring: scraping, JSON logs, rules and dashboard (deploy/check_monitoring.py)" \
   python deploy/check_monitoring.py "$RENDERED"
 check "bash -n scripts/*.sh .ci/run" shell_syntax

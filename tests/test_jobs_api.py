@@ -24,6 +24,7 @@ from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.store import WorkerRecord
 from tests.conftest import AUTH, hold_seam_env, keys_file, set_job, wait_until_ready
+from tests.epub_books import wild_epub
 
 NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
 CHAPTER = NOVEL[:12_000]
@@ -163,6 +164,22 @@ def test_an_uploaded_gzipped_latin1_gutenberg_file_is_decoded_and_stripped(clien
     assert job["text_offset"] == raw.decode("iso-8859-1").index("Chapter 1")
     words = [t["text"] for t in client.get(job["links"]["result"]).json()["tokens"]]
     assert words[:2] == ["Chapter", "1"] and "Émile" in words and "Licence" not in words
+
+
+def test_an_uploaded_epub_and_html_page_are_analysed_as_their_prose(client: TestClient) -> None:
+    epub, expected = wild_epub(chapters=1)
+    response = client.post("/v1/jobs", files={"file": ("wild.epub", epub, "application/epub+zip")},
+                           data={"pipeline": "supersense", "book_id": "wild"})
+    assert response.status_code == 202, response.text
+    job = _wait(client, response.json()["id"], {"succeeded", "failed"})
+    assert (job["status"], job["text_chars"]) == ("succeeded", len(expected))
+    words = [t["text"] for t in client.get(job["links"]["result"]).json()["tokens"]]
+    assert words[:3] == ["Chapter", "I.", "Into"] and "COVER" not in words and "tracking" not in words
+    page = client.post("/v1/jobs", files={"file": ("p.html", b"<p>Buck <b>ran</b>.</p><script>x</script>", "")},
+                       data={"pipeline": "supersense"})
+    assert page.status_code == 202 and page.json()["text_chars"] == len("Buck ran.")
+    broken = client.post("/v1/jobs", files={"file": ("bad.epub", b"PK\x03\x04 no zip", "application/epub+zip")})
+    assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid_epub"
 
 
 def test_text_input_errors_name_what_is_wrong(client: TestClient) -> None:

@@ -1,4 +1,5 @@
-"""A job submission read from the request: JSON, or a multipart upload of a (possibly gzipped) text file.
+"""A job submission read from the request: JSON, or a multipart upload of a (possibly gzipped) book file:
+plain text, EPUB or HTML (``engine.book_file``).
 
 The text's charset is the one declared (the file part's ``Content-Type``, or the request's for JSON),
 else UTF-8 with or without a byte-order mark; bytes that do not decode are refused with their offset.
@@ -17,6 +18,7 @@ from starlette.datastructures import UploadFile
 from booknlp_api.api.errors import ApiError
 from booknlp_api.api.job_schemas import JobCreate, JobOptions
 from booknlp_api.config import Settings
+from booknlp_api.engine.book_file import book_text
 from booknlp_api.engine.text import decode_text, strip_gutenberg
 from booknlp_api.jobs.records import Submission
 
@@ -65,8 +67,9 @@ async def _from_form(request: Request, settings: Settings) -> tuple[JobOptions, 
         else:
             fields[name] = value
     options = _validated(JobOptions, fields)
-    _, charset = _content_type(upload.content_type or "")
-    text = decode_text(await upload.read(), charset=charset, max_bytes=settings.max_job_bytes)
+    media_type, charset = _content_type(upload.content_type or "")
+    text = book_text(await upload.read(), filename=upload.filename or "", media_type=media_type, charset=charset,
+                     max_bytes=settings.max_job_bytes)
     return options, text
 
 

@@ -21,7 +21,7 @@ Handler = Callable[[argparse.Namespace, "Client"], int]
 def add_commands(commands: Any) -> None:
     """The client's commands, added to the CLI's subcommands."""
     submit = commands.add_parser("submit", help="send books to a booknlp-api service as jobs")
-    submit.add_argument("books", type=Path, nargs="+", help="text files (UTF-8, or gzipped)")
+    submit.add_argument("books", type=Path, nargs="+", help="book files: text (UTF-8), EPUB or HTML, gzipped or not")
     submit.add_argument("--wait", action="store_true", help="wait for each job, with a progress bar")
     submit.add_argument("--out", type=Path, help="write each book's native files (BOOK.zip) and JSON (BOOK.json) "
                                                  "here; implies --wait")

@@ -65,7 +65,7 @@ def decode_text(data: bytes, *, charset: str | None = None, max_bytes: int | Non
     """The text in ``data`` (gzip-compressed or not), decoded strictly."""
     compressed = data.startswith(GZIP_MAGIC)
     if compressed:
-        data = _gunzip(data, max_bytes)
+        data = gunzip(data, max_bytes)
     elif max_bytes is not None and len(data) > max_bytes:
         raise TextTooLarge(max_bytes, "bytes")
     encoding = _encoding(data, charset)
@@ -86,7 +86,8 @@ def _encoding(data: bytes, charset: str | None) -> str:
     return next((encoding for bom, encoding in _BOMS if data.startswith(bom)), "utf-8")
 
 
-def _gunzip(data: bytes, max_bytes: int | None) -> bytes:
+def gunzip(data: bytes, max_bytes: int | None) -> bytes:
+    """The inflated bytes of a gzip stream, never more than ``max_bytes``."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
             inflated = stream.read() if max_bytes is None else stream.read(max_bytes + 1)

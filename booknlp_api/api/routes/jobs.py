@@ -35,7 +35,8 @@ def _submission_body() -> dict[str, Any]:
     """Both ways to send a job, documented by hand: the handler reads the body itself to accept either."""
     form = JobOptions.model_json_schema()
     form["properties"] = {FILE_FIELD: {"type": "string", "format": "binary", "description":
-                          "The text: UTF-8 unless the part's Content-Type declares a charset; may be gzip-compressed."},
+                          "The book: plain text (UTF-8 unless the part's Content-Type declares a charset), "
+                          "EPUB (spine order, front and back matter skipped) or HTML; may be gzip-compressed."},
                           **form["properties"]}
     form.update(required=[FILE_FIELD], title="JobUpload")
     examples = {

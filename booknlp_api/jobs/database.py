@@ -5,18 +5,21 @@ the queue, keys, submitted texts and results in that server, so processes on any
 through the URL alone. Opening a database brings its schema to the newest migration (alembic,
 ``jobs/migrations``), one process at a time: PostgreSQL holds an advisory lock, SQLite a write lock.
 
-SQLite runs every transaction as ``BEGIN IMMEDIATE``: a transaction that reads and then writes (a
-claim) never fails half-way on a lock upgrade, and a busy database is waited for (30 s).
+SQLite runs every transaction that may write as ``BEGIN IMMEDIATE``: one that reads and then writes
+(a claim) never fails half-way on a lock upgrade, and a busy database is waited for (30 s). Reads
+alone (``Database.reading``) take no lock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -26,6 +29,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 7_311_311
 """PostgreSQL advisory lock id held while migrating: processes starting together migrate one by one."""
 SQLITE_FILE = "jobs.sqlite3"
+READ_ONLY = "booknlp_read_only"
+"""Execution option of a connection that only reads (``Database.reading``): SQLite takes no write lock for it."""
 
 
 def database_url(database_url: str | None, data_dir: Path) -> str:
@@ -63,6 +68,14 @@ class Database:
             return target
         return cls(f"sqlite:///{target}" if isinstance(target, Path) else target)
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A transaction that only reads."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{READ_ONLY: True})
+            with connection.begin():
+                yield connection
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -90,7 +103,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("begin immediate")
+        # A read alone needs no write lock: in WAL mode it sees a snapshot and never waits for a writer.
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("begin" if reading else "begin immediate")
 
     return engine
 

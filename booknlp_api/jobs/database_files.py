@@ -47,6 +47,7 @@ class DatabaseFiles(JobFiles):
         super().__init__(data_dir)
         self.results = data_dir / "cache"  # unpacked native files: a per-machine cache of what the database holds
         self.results.mkdir(parents=True, exist_ok=True)
+        self._database = database
         self._engine = database.engine
 
     # -- blobs ------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ class DatabaseFiles(JobFiles):
     def _chunks(self, name: str) -> Iterator[bytes]:
         offset = 1
         while True:
-            with self._engine.begin() as conn:
+            with self._database.reading() as conn:
                 chunk = conn.execute(select(func.substring(blobs.c.data, offset, CHUNK_BYTES))
                                      .where(blobs.c.name == name)).scalar()
             if not chunk:
@@ -69,7 +70,7 @@ class DatabaseFiles(JobFiles):
             offset += len(chunk)
 
     def _exists(self, name: str) -> bool:
-        with self._engine.begin() as conn:
+        with self._database.reading() as conn:
             return conn.execute(select(func.count()).select_from(blobs).where(blobs.c.name == name)).scalar() == 1
 
     def _delete(self, *conditions: object) -> None:
@@ -153,7 +154,7 @@ class DatabaseFiles(JobFiles):
     def sweep(self, *, keep_results: set[str], live_jobs: set[str], min_age: float, now: float) -> int:
         """Also delete blobs no job refers to (left by a crash) once older than ``min_age``."""
         gone = super().sweep(keep_results=keep_results, live_jobs=live_jobs, min_age=min_age, now=now)
-        with self._engine.begin() as conn:
+        with self._database.reading() as conn:
             names = conn.execute(select(blobs.c.name).where(blobs.c.created_at < now - min_age)).scalars().all()
         orphans = [name for name in names if _orphan(name, keep_results, live_jobs)]
         if orphans:

@@ -91,7 +91,7 @@ class KeyStore:
 
     def all(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
-        with self._engine.begin() as conn:
+        with self.database.reading() as conn:
             rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at)).fetchall()
         return [_key(row._mapping) for row in rows]
 

@@ -62,11 +62,11 @@ class JobStore:
         self.database.close()
 
     def _rows(self, query: Any) -> list[Row[Any]]:
-        with self._engine.begin() as conn:
+        with self.database.reading() as conn:
             return list(conn.execute(query).fetchall())
 
     def _scalar(self, query: Any) -> Any:
-        with self._engine.begin() as conn:
+        with self.database.reading() as conn:
             return conn.execute(query).scalar()
 
     def _change(self, statement: Any) -> int:

@@ -34,4 +34,14 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl 
     echo "setup: PostgreSQL's server (pg_ctl) is missing and apt-get is not here: install postgresql for the tests" >&2
   fi
 fi
+# A real browser for the web page's test (tests/test_page.py): Debian's chromium, driven by Playwright's Python
+# package (never `playwright install`, which downloads its own browsers from outside the package index).
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
+  else
+    echo "setup: chromium is missing and apt-get is not here: install chromium for the web page's test" >&2
+  fi
+fi
 echo "setup done: $VENV"

@@ -24,6 +24,7 @@ NOT_SETTINGS = {
     "BOOKNLP_API_KEYS_SECRET": "docker-compose.yml: the file holding the compose secret api-keys",
     "BOOKNLP_MODEL_SIZES": "a Docker build argument: the models baked into an image",
     "BOOKNLP_UPDATE_OPENAPI": "tests/test_api.py: regenerate tests/openapi.json",
+    "BOOKNLP_UPDATE_SCREENSHOT": "tests/test_page.py: rewrite docs/page.png",
 }
 """``BOOKNLP_*`` names the docs use that are not settings, and what they are instead."""
 GENERATED = {"benchmarks/results/"}

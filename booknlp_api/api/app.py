@@ -12,6 +12,7 @@ from booknlp_api.api.docs import install_docs
 from booknlp_api.api.errors import install_error_handlers
 from booknlp_api.api.limits import BodySizeLimit
 from booknlp_api.api.metrics import install_metrics
+from booknlp_api.api.page import install_page
 from booknlp_api.api.request_ids import install_request_ids
 from booknlp_api.api.routes import analyze, events, health, info, jobs
 from booknlp_api.api.runtime import Runtime, max_body_bytes
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     install_request_ids(app)
     install_docs(app)
+    install_page(app)
     for router in (analyze.router, jobs.router, events.router, health.router, info.router):
         app.include_router(router)
     return app

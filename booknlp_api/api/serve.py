@@ -36,6 +36,8 @@ def exposure_refusal(settings: Settings, *, insecure: bool) -> str | None:
 
 
 def serve(settings: Settings) -> None:
+    log.info("the web page: http://%s:%d/ (with API keys on, make one with `booknlp-api keys create NAME`)",
+             settings.host, settings.port)
     # One uvicorn process: each would start its own BOOKNLP_WORKERS worker processes (model copies).
     # log_config=None: uvicorn's access and error loggers keep no handler of their own and reach the
     # process's one handler (booknlp_api.logs), so they share its format and request ids.

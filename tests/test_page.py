@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from tests.conftest import TEST_KEY
+from tests.epub_books import Epub, chapter_xhtml, wild_chapters
 from tests.server_process import Server, running_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -144,13 +145,20 @@ def test_submit_a_chapter_follow_it_live_and_explore_the_result(page: Page, serv
     assert (tmp_path / "page-phone.png").stat().st_size > 0
 
 
-def test_without_the_event_stream_the_page_polls_to_the_end(page: Page, expected_errors: list[str]) -> None:
+def test_an_epub_chosen_as_a_file_is_followed_by_polling_without_the_event_stream(
+        page: Page, expected_errors: list[str], tmp_path: Path) -> None:
     expected_errors.append("net::ERR_FAILED")  # the stream refused below
     page.route("**/events", lambda route: _refuse(route))
+    heading, paragraphs = wild_chapters(1)[0]
+    book = tmp_path / "The Call of the Wild.epub"
+    book.write_bytes(Epub().add("c0.xhtml", chapter_xhtml(heading, paragraphs[:6])).bytes())
     _enter_key(page)
-    page.fill("#text-input", CHAPTER)
+    page.set_input_files("#file-input", str(book))
+    expect(page.locator("#file-name")).to_contain_text("The Call of the Wild.epub")
     page.click("#submit-button")
     expect(page.locator("#progress-percent")).to_have_text("100%")
+    expect(page.locator("#result-title")).to_have_text("The_Call_of_the_Wild")  # the book id from the file name
+    expect(page.locator("#book-text")).to_contain_text(" ".join(paragraphs[0].split()[:8]))
     expect(page.locator("#characters-table tbody tr").first).to_be_visible()
 
 

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     max_job_bytes: int = Field(
         16_000_000, ge=1, description="Largest text a job accepts, in bytes, as sent and once decompressed."
     )
+    max_batch_books: int = Field(500, ge=1, description="Most books one batch may hold (files or archive members).")
+    max_batch_bytes: int = Field(
+        256_000_000, ge=1, description="Largest batch upload in bytes, and largest total of its books once unpacked."
+    )
+    max_archive_ratio: float = Field(
+        200.0, gt=1, description="Largest inflated/compressed size ratio of a batch archive or one of its members."
+    )
     max_queued_jobs: int = Field(100, ge=1, description="Jobs allowed to wait before submissions get 503.")
     analyze_wait_seconds: float = Field(
         60.0, ge=0, description="How long /v1/analyze waits for its job before answering 202 with it."

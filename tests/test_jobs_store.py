@@ -39,7 +39,7 @@ from booknlp_api.jobs.store import JobStore, WorkerRecord
 from tests.conftest import database_setting
 
 LEASE = 30.0
-HEAD = "0002"
+HEAD = "0003"
 """The newest migration (booknlp_api/jobs/migrations/versions)."""
 
 Parts = tuple[JobStore, Signals, JobFiles]

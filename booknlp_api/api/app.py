@@ -14,7 +14,7 @@ from booknlp_api.api.limits import BodySizeLimit
 from booknlp_api.api.metrics import install_metrics
 from booknlp_api.api.page import install_page
 from booknlp_api.api.request_ids import install_request_ids
-from booknlp_api.api.routes import analyze, events, health, info, jobs
+from booknlp_api.api.routes import analyze, batches, events, health, info, jobs
 from booknlp_api.api.runtime import Runtime, max_body_bytes
 from booknlp_api.config import Settings
 
@@ -37,13 +37,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="booknlp-api", version=booknlp_api.__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes(settings))
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes(settings),
+                       uploads={"/v1/batches": settings.max_batch_bytes + 65_536})
     install_error_handlers(app)
     install_metrics(app)
     install_request_ids(app)
     install_docs(app)
     install_page(app)
-    for router in (analyze.router, jobs.router, events.router, health.router, info.router):
+    for router in (analyze.router, jobs.router, batches.router, events.router, health.router, info.router):
         app.include_router(router)
     return app
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from booknlp_api.api.schemas import ErrorDetail, ErrorResponse
+from booknlp_api.engine.book_archive import ArchiveRefused, ArchiveTooLarge
 from booknlp_api.engine.errors import (
     Cancelled,
     DeviceOutOfMemory,
@@ -25,6 +26,8 @@ from booknlp_api.engine.errors import (
 from booknlp_api.engine.memory import TooLargeForMemory
 from booknlp_api.engine.text import TextTooLarge, UndecodableText
 from booknlp_api.jobs.errors import (
+    BatchNotFinished,
+    BatchNotFound,
     DatabaseUnavailable,
     FormatNotProduced,
     IdempotencyConflict,
@@ -92,6 +95,8 @@ def from_engine(exc: EngineError) -> ApiError:
     if isinstance(exc, TooLargeForMemory):
         return ApiError(413, exc.code, str(exc), {"tokens": exc.tokens, "estimate_bytes": exc.estimate,
                                                   "limit_bytes": exc.limit, "setting": "BOOKNLP_WORKER_MEMORY_BYTES"})
+    if isinstance(exc, ArchiveRefused):
+        return ApiError(413 if isinstance(exc, ArchiveTooLarge) else 422, exc.code, str(exc), {"member": exc.member})
     if isinstance(exc, UndecodableText):
         return ApiError(422, exc.code, str(exc), {"offset": exc.offset, "encoding": exc.encoding})
     return ApiError(422, exc.code, str(exc))
@@ -115,12 +120,14 @@ def from_jobs(exc: JobsError) -> ApiError:
     if isinstance(exc, TooManyActiveJobs):
         return ApiError(429, "too_many_active_jobs", str(exc), {"active": exc.active, "limit": exc.limit},
                         {"Retry-After": str(exc.retry_after), "RateLimit-Policy": f'"active-jobs";q={exc.limit}'})
+    if isinstance(exc, BatchNotFinished):
+        return ApiError(409, "batch_not_finished", str(exc), {"unfinished": exc.unfinished})
     if isinstance(exc, JobNotFinished | JobAlreadyFinished):
         code = "job_not_finished" if isinstance(exc, JobNotFinished) else "job_finished"
         return ApiError(409, code, str(exc), {"status": exc.job.status})
     status, code = {JobNotFound: (404, "job_not_found"), IdempotencyConflict: (422, "idempotency_key_reused"),
-                    ResultExpired: (410, "result_expired"), FormatNotProduced: (404, "format_not_produced")
-                    }.get(type(exc), (500, "internal_error"))
+                    ResultExpired: (410, "result_expired"), FormatNotProduced: (404, "format_not_produced"),
+                    BatchNotFound: (404, "batch_not_found")}.get(type(exc), (500, "internal_error"))
     return ApiError(status, code, str(exc))
 
 

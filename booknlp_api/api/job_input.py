@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from booknlp_api.api.errors import ApiError
 from booknlp_api.api.job_schemas import JobCreate, JobOptions
@@ -30,7 +30,7 @@ _Options = TypeVar("_Options", bound=JobOptions)
 
 
 async def read_submission(request: Request, settings: Settings) -> Submission:
-    content_type, charset = _content_type(request.headers.get("content-type", ""))
+    content_type, charset = content_type_of(request.headers.get("content-type", ""))
     options: JobOptions
     if content_type == "application/json":
         body = decode_text(await request.body(), charset=charset, max_bytes=settings.max_job_bytes)
@@ -41,14 +41,18 @@ async def read_submission(request: Request, settings: Settings) -> Submission:
     else:
         raise ApiError(415, "unsupported_media_type", "send the job as JSON (application/json) or as a file upload "
                                                       f"(multipart/form-data), not {content_type or 'no content type'}")
+    return submission_of(options, text, options.book_id, idempotency_key(request))
+
+
+def submission_of(options: JobOptions, text: str, book_id: str, key: str | None = None) -> Submission:
     offset = 0
     if options.strip_gutenberg:
         stripped = strip_gutenberg(text)
         text, offset = stripped.text, stripped.offset
-    return Submission(text=text, book_id=options.book_id, model=options.model,
+    return Submission(text=text, book_id=book_id, model=options.model,
                       pipeline=None if options.pipeline is None else tuple(options.pipeline),
                       sections=options.kept_sections(), cache=options.cache, precision=options.precision,
-                      idempotency_key=_idempotency_key(request), text_offset=offset)
+                      idempotency_key=key, text_offset=offset)
 
 
 async def _from_form(request: Request, settings: Settings) -> tuple[JobOptions, str]:
@@ -58,6 +62,15 @@ async def _from_form(request: Request, settings: Settings) -> tuple[JobOptions, 
         missing = [{"loc": ["body", FILE_FIELD], "msg": "Field required", "type": "missing"}]
         raise ApiError(422, "validation_error",
                        f"a multipart submission carries the text as a file part named {FILE_FIELD!r}", missing)
+    options = form_options(form)
+    media_type, charset = content_type_of(upload.content_type or "")
+    text = book_text(await upload.read(), filename=upload.filename or "", media_type=media_type, charset=charset,
+                     max_bytes=settings.max_job_bytes)
+    return options, text
+
+
+def form_options(form: FormData) -> JobOptions:
+    """The options sent as form fields beside the file parts (lists comma-separated)."""
     fields: dict[str, Any] = {}
     for name, value in form.multi_items():
         if name == FILE_FIELD or not isinstance(value, str):
@@ -66,11 +79,7 @@ async def _from_form(request: Request, settings: Settings) -> tuple[JobOptions, 
             fields.setdefault(name, []).extend(part.strip() for part in value.split(",") if part.strip())
         else:
             fields[name] = value
-    options = _validated(JobOptions, fields)
-    media_type, charset = _content_type(upload.content_type or "")
-    text = book_text(await upload.read(), filename=upload.filename or "", media_type=media_type, charset=charset,
-                     max_bytes=settings.max_job_bytes)
-    return options, text
+    return _validated(JobOptions, fields)
 
 
 def _validated(model: type[_Options], data: Any, *, json: bool = False) -> _Options:
@@ -83,14 +92,14 @@ def _validated(model: type[_Options], data: Any, *, json: bool = False) -> _Opti
         raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in errors]) from None
 
 
-def _content_type(header: str) -> tuple[str, str | None]:
+def content_type_of(header: str) -> tuple[str, str | None]:
     message = Message()
     message["content-type"] = header
     charset = message.get_param("charset")
     return message.get_content_type() if header else "", charset if isinstance(charset, str) else None
 
 
-def _idempotency_key(request: Request) -> str | None:
+def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is not None and not (0 < len(key) <= _MAX_KEY and key.isprintable() and key.isascii()):
         raise ApiError(422, "invalid_idempotency_key", f"Idempotency-Key must be 1-{_MAX_KEY} printable ASCII "

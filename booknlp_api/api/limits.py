@@ -13,17 +13,20 @@ from booknlp_api.api.errors import BodyTooLarge, body_too_large, error_response
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads or {}
+        """Paths that take larger bodies (batches of books), with their own cap."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self.uploads.get(scope.get("path", "").rstrip("/"), self.max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(body_too_large(self.max_bytes))(scope, receive, send)
+        if declared.isdigit() and int(declared) > cap:
+            await error_response(body_too_large(cap))(scope, receive, send)
             return
         received = 0
 
@@ -31,8 +34,8 @@ class BodySizeLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise BodyTooLarge(self.max_bytes)
+            if received > cap:
+                raise BodyTooLarge(cap)
             return message
 
         await self.app(scope, limited, send)

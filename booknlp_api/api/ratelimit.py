@@ -23,6 +23,7 @@ from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindo
 from booknlp_api.api.auth import Caller
 from booknlp_api.api.errors import ApiError
 from booknlp_api.config import Settings
+from booknlp_api.jobs.batches import Admit, Submit
 from booknlp_api.jobs.keys import ApiKey, KeyLimits
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.service import JobService
@@ -96,3 +97,33 @@ def submit_within_limits(jobs: JobService, limits: RateLimits, caller: Caller,
     if created:
         limits.charge_chars(caller.key, chars)
     return job, created
+
+
+def batch_admission(jobs: JobService, limits: RateLimits, caller: Caller) -> Admit:
+    """Refuses a whole batch up front when its books would pass the caller's characters per day or jobs at once."""
+    def admit(submissions: list[Submission]) -> None:
+        if caller.key is None or caller.owner is None:
+            return
+        limits.check_chars(caller.key, sum(len(s.text) for s in submissions))
+        allowed = limits.of(caller.key).max_active_jobs or 1
+        active = jobs.store.count_active(caller.owner)
+        if active + len(submissions) > allowed:
+            retry_after = jobs.retry_after()
+            raise ApiError(429, "too_many_active_jobs",
+                           f"this batch of {len(submissions)} books would give this key {active + len(submissions)} "
+                           f"jobs queued or running; its limit is {allowed} (send smaller batches, or ask for a "
+                           "higher max_active_jobs)", {"active": active, "limit": allowed, "books": len(submissions)},
+                           {"Retry-After": str(retry_after), "RateLimit-Policy": f'"active-jobs";q={allowed}'})
+    return admit
+
+
+def batch_submitter(jobs: JobService, limits: RateLimits, caller: Caller) -> Submit:
+    """Submits one book of an admitted batch as the caller's job, counting its characters."""
+    def submit(submission: Submission) -> tuple[Job, bool]:
+        if caller.key is None:
+            return jobs.submit(submission)
+        job, created = jobs.submit(dataclasses.replace(submission, owner=caller.owner))
+        if created:
+            limits.charge_chars(caller.key, len(submission.text))
+        return job, created
+    return submit

@@ -15,6 +15,7 @@ from booknlp_api.api.ratelimit import RateLimits
 from booknlp_api.api.schemas import Versions
 from booknlp_api.config import Settings
 from booknlp_api.engine.service import NLPService
+from booknlp_api.jobs.batches import BatchService
 from booknlp_api.jobs.key_file import KeyFile
 from booknlp_api.jobs.keys import KeyStore
 from booknlp_api.jobs.service import JobService
@@ -32,6 +33,7 @@ class Runtime:
     versions: Versions
     keyring: Keyring
     rate_limits: RateLimits
+    batches: BatchService
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -44,7 +46,7 @@ class Runtime:
                         "`booknlp-api keys create NAME` or mount BOOKNLP_API_KEYS_FILE")
         runtime = cls(settings=settings, service=service, jobs=jobs,
                       supervisor=Supervisor(settings), versions=collect_versions(service.spacy_model),
-                      keyring=keyring, rate_limits=RateLimits(settings))
+                      keyring=keyring, rate_limits=RateLimits(settings), batches=BatchService(jobs))
         runtime.supervisor.start()
         return runtime
 

@@ -9,6 +9,8 @@
     ├── JobAlreadyFinished   cancelling a job that has ended                       (409)
     ├── ResultExpired        the result was deleted at expires_at                  (410)
     ├── FormatNotProduced    e.g. the HTML report of a run without coref            (404)
+    ├── BatchNotFound        no such batch, or another key's                        (404)
+    ├── BatchNotFinished     a batch's result was asked for while jobs still run    (409)
     └── DatabaseUnavailable  the job database cannot be reached (or is locked)     (503)
 """
 
@@ -85,3 +87,17 @@ class DatabaseUnavailable(JobsError):
 
     def __init__(self) -> None:
         super().__init__("the job database is unavailable; retry shortly")
+
+
+class BatchNotFound(JobsError):
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"no batch {batch_id!r}")
+        self.batch_id = batch_id
+
+
+class BatchNotFinished(JobsError):
+    def __init__(self, batch_id: str, unfinished: int) -> None:
+        super().__init__(f"batch {batch_id} has {unfinished} jobs still queued or running; its result comes once "
+                         "every job has ended")
+        self.batch_id = batch_id
+        self.unfinished = unfinished

@@ -99,10 +99,10 @@ class JobService:
         if max_active is not None and submission.owner is not None:
             active = self.store.count_active(submission.owner)
             if active >= max_active:
-                raise TooManyActiveJobs(active, max_active, self._retry_after())
+                raise TooManyActiveJobs(active, max_active, self.retry_after())
         queued = self.store.count("queued")
         if queued >= self.settings.max_queued_jobs:
-            raise QueueFull(queued, self._retry_after())
+            raise QueueFull(queued, self.retry_after())
         self.files.save_text(job.id, submission.text)
         stored = self._insert(job, text=True)
         if stored.id == job.id:
@@ -186,7 +186,7 @@ class JobService:
             raise IdempotencyConflict(job.idempotency_key.rsplit("\n", 1)[-1], earlier.id)
         return earlier
 
-    def _retry_after(self) -> int:
+    def retry_after(self) -> int:
         seconds = self.store.mean_run_seconds() or 30.0
         low, high = RETRY_AFTER_BOUNDS
         return int(min(high, max(low, seconds)))

@@ -76,3 +76,21 @@ blobs = Table(
     Column("created_at", Float, nullable=False),
 )
 """Submitted texts and published results when the data lives in the database (PostgreSQL): compressed bytes."""
+
+batches = Table(
+    "batches", metadata,
+    Column("id", Text, primary_key=True),
+    Column("owner", Text),
+    Column("idempotency_key", Text, unique=True),
+    Column("request_hash", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+"""Many books sent in one call; their jobs are ordinary jobs, listed in ``batch_jobs``."""
+
+batch_jobs = Table(
+    "batch_jobs", metadata,
+    Column("batch_id", Text, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("job_id", Text, nullable=False),
+)

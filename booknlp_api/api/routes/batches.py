@@ -1,0 +1,110 @@
+"""``/v1/batches``: many books in one call, one job each, followed and fetched together."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from booknlp_api.api.auth import UNAUTHORIZED, CallerDep, authenticate
+from booknlp_api.api.batch_input import read_batch
+from booknlp_api.api.batch_schemas import BatchPublic
+from booknlp_api.api.deps import RuntimeDep
+from booknlp_api.api.job_input import FILE_FIELD, idempotency_key
+from booknlp_api.api.job_schemas import JobOptions
+from booknlp_api.api.ratelimit import batch_admission, batch_submitter
+from booknlp_api.api.schemas import ErrorResponse
+from booknlp_api.jobs.batch_results import batch_zip, corpus_rows
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends(authenticate)],
+                   responses=UNAUTHORIZED)
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+def _upload_body() -> dict[str, Any]:
+    form = JobOptions.model_json_schema()
+    form["properties"] = {FILE_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"},
+                                       "description": "Books (text, EPUB, HTML; gzipped or not), one part each, "
+                                                      "or one .zip / .tar.gz of books."},
+                          **{k: v for k, v in form["properties"].items() if k != "book_id"}}
+    form.update(required=[FILE_FIELD], title="BatchUpload")
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}}}
+
+
+_NOT_FOUND = {404: _error("No such batch, or another key's batch.")}
+_SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: _error("Too many books, a book or the upload too large, or an archive that unpacks past the limits "
+                "(`archive_too_large`)."),
+    415: _error("The body is not multipart/form-data."),
+    422: _error("Invalid options; an archive member that climbs out of the archive, is a link "
+                "(`unsafe_archive_member`) or is no book file (`invalid_archive`); a book that does not decode "
+                "(named in `details.book`); an Idempotency-Key reused for a different batch."),
+    429: _error("The books would pass the key's characters per day or jobs at once: see `Retry-After`."),
+    503: _error("The queue has no room for this many jobs; retry after `Retry-After` seconds."),
+}
+_RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "`zip`: NAME.zip (native files) and NAME.json per succeeded book, and batch.csv; "
+                         "`csv`: the corpus table, one row per book.",
+          "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}},
+                      "text/csv": {"schema": {"type": "string"}}}},
+    **_NOT_FOUND,
+    409: _error("Some jobs are still queued or running; `details.unfinished` says how many."),
+}
+
+
+@router.post("", status_code=202, response_model=BatchPublic, responses=_SUBMIT_ERRORS,
+             openapi_extra=_upload_body(), summary="Submit many books")
+async def create_batch(request: Request, response: Response, runtime: RuntimeDep, caller: CallerDep) -> BatchPublic:
+    """One job per book: several `file` parts, or one `.zip`/`.tar.gz` of books; the other options (as for
+    jobs) as form fields. Each book's name (its file name without extensions) is its `book_id`. The whole
+    batch counts against the key's limits at once. With an `Idempotency-Key`, a retry returns the first batch."""
+    books = await read_batch(request, runtime.settings)
+    jobs, limits = runtime.jobs, runtime.rate_limits
+    batch, created = await run_in_threadpool(
+        runtime.batches.create, books, batch_submitter(jobs, limits, caller), batch_admission(jobs, limits, caller),
+        caller.owner, idempotency_key(request))
+    response.headers["Location"] = f"/v1/batches/{batch.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return BatchPublic.of(batch, jobs)
+
+
+@router.get("/{batch_id}", response_model=BatchPublic, responses=_NOT_FOUND, summary="A batch's progress")
+def get_batch(batch_id: str, runtime: RuntimeDep, caller: CallerDep) -> BatchPublic:
+    """Jobs counted by status, overall progress and ETA, and every book's job."""
+    return BatchPublic.of(runtime.batches.get(batch_id, caller.scope), runtime.jobs)
+
+
+@router.get("/{batch_id}/result", response_class=Response, responses=_RESULT_RESPONSES, summary="A batch's results")
+def get_batch_result(batch_id: str, runtime: RuntimeDep, caller: CallerDep,
+                     result_format: Annotated[Literal["zip", "csv"], Query(alias="format")] = "zip") -> Response:
+    """Once every job has ended: one zip streamed book by book (`format=zip`), or the corpus table (`format=csv`:
+    book, tokens, entities, quotes, characters, top characters with mention counts...)."""
+    batch = runtime.batches.get(batch_id, caller.scope)
+    results = runtime.jobs.results
+    if result_format == "csv":
+        rows = corpus_rows(batch, results)
+        first = next(rows)  # a batch still running is refused here, before the 200 is sent
+        return StreamingResponse(_chain(first, rows), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="batch-{batch.id}.csv"'})
+    stream = batch_zip(batch, results)
+    first_bytes = next(stream)
+    return StreamingResponse(_chain(first_bytes, stream), media_type="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="batch-{batch.id}.zip"'})
+
+
+def _chain(first: Any, rest: Any) -> Any:
+    yield first
+    yield from rest
+
+
+@router.delete("/{batch_id}", response_model=BatchPublic, responses=_NOT_FOUND, summary="Cancel a batch")
+def cancel_batch(batch_id: str, runtime: RuntimeDep, caller: CallerDep) -> BatchPublic:
+    """Cancel every job of the batch that has not ended: queued ones at once, running ones at their next stage
+    or batch boundary. Finished jobs and their results stay."""
+    return BatchPublic.of(runtime.batches.cancel(batch_id, caller.scope), runtime.jobs)

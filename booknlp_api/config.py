@@ -105,6 +105,16 @@ class Settings(BaseSettings):
         "memory://", description="Where the `limits` counters live (its storage URI); memory: this API process."
     )
 
+    cors_origins: str | None = Field(
+        None, description="Comma-separated origins a browser may call the API from (CORS); unset: none, no CORS."
+    )
+    max_header_bytes: int = Field(
+        16_384, ge=1024, description="Largest request head (request line and headers) `serve` reads, in bytes."
+    )
+    body_timeout_seconds: float = Field(
+        120.0, gt=0, description="A request body must arrive within this many seconds (else 408)."
+    )
+
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> Settings:
         # A lease shorter than a couple of heartbeats would declare live workers dead.

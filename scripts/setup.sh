@@ -34,8 +34,8 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl 
     echo "setup: PostgreSQL's server (pg_ctl) is missing and apt-get is not here: install postgresql for the tests" >&2
   fi
 fi
-# A real browser for the web page's test (tests/test_page.py): Debian's chromium, driven by Playwright's Python
-# package (never `playwright install`, which downloads its own browsers from outside the package index).
+# A real browser for the web page's and the docs pages' tests (tests/test_page.py, test_hygiene.py): Debian's
+# chromium, driven by Playwright's Python package (never `playwright install`, which downloads its own browsers from outside the package index).
 if ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)

@@ -196,7 +196,7 @@ def test_text_input_errors_name_what_is_wrong(client: TestClient) -> None:
     missing = client.post("/v1/jobs", files={"upload": ("b.txt", b"text", "text/plain")})
     assert missing.status_code == 422
     unknown = client.post("/v1/jobs", json={"text": "text", "pipeline": ["sentiment"]})
-    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "invalid_pipeline"
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "validation_error"
 
 
 def test_an_idempotency_key_makes_a_retry_return_the_same_job(client: TestClient) -> None:
@@ -262,7 +262,8 @@ def test_jobs_are_listed_newest_first_by_status_a_page_at_a_time(client: TestCli
     second = client.get("/v1/jobs", params={"status": "succeeded", "limit": 2, "offset": 2}).json()
     assert second["jobs"][0]["id"] == ids[0]
     assert client.get("/v1/jobs", params={"status": "exploded"}).status_code == 422
-    assert client.get("/v1/jobs/not-a-job").status_code == 404
+    assert client.get(f"/v1/jobs/{'0' * 32}").status_code == 404
+    assert client.get("/v1/jobs/not-a-job").status_code == 422, "the schema says what an id looks like"
 
 
 def test_openapi_documents_both_submission_forms_and_every_result_format() -> None:

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import booknlp_api
+from booknlp_api.api.contract import install_contract
 from booknlp_api.api.docs import install_docs
 from booknlp_api.api.errors import install_error_handlers
+from booknlp_api.api.hygiene import install_hygiene
 from booknlp_api.api.limits import BodySizeLimit
 from booknlp_api.api.metrics import install_metrics
 from booknlp_api.api.page import install_page
@@ -39,10 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes(settings),
                        uploads={"/v1/batches": settings.max_batch_bytes + 65_536})
+    install_hygiene(app, settings)
     install_error_handlers(app)
     install_metrics(app)
     install_request_ids(app)
     install_docs(app)
+    install_contract(app, settings)
     install_page(app)
     for router in (analyze.router, jobs.router, batches.router, events.router, health.router, info.router):
         app.include_router(router)

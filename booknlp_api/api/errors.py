@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from booknlp_api.api.contract import allowed_methods
 from booknlp_api.api.schemas import ErrorDetail, ErrorResponse
 from booknlp_api.engine.book_archive import ArchiveRefused, ArchiveTooLarge
 from booknlp_api.engine.errors import (
@@ -67,6 +68,14 @@ class BodyTooLarge(HTTPException):
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413)
         self.max_bytes = max_bytes
+
+
+class BodyTimeout(HTTPException):
+    """A body that did not arrive in time (``api.hygiene``); an HTTPException for the same reason as above."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408)
+        self.seconds = seconds
 
 
 def body_too_large(max_bytes: int) -> ApiError:
@@ -162,14 +171,24 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return error_response(ApiError(422, "validation_error", f"the request is invalid: {summary}", details))
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if isinstance(exc, BodyTooLarge):
         return error_response(body_too_large(exc.max_bytes))
+    if isinstance(exc, BodyTimeout):
+        return error_response(ApiError(408, "body_timeout", f"the request body did not arrive within {exc.seconds:g} "
+                                                            "seconds", {"body_timeout_seconds": exc.seconds},
+                                       {"Connection": "close"}))
     # FastAPI's 400 says only "There was an error parsing the body": say what a valid body is.
-    message = _BAD_BODY if exc.status_code == 400 else str(exc.detail)
-    return error_response(ApiError(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), message,
-                                   headers=exc.headers))
+    is_form = request.headers.get("content-type", "").startswith("multipart/")
+    message = _BAD_BODY if exc.status_code == 400 and not is_form else str(exc.detail)
+    code = "invalid_form" if exc.status_code == 400 and is_form else _HTTP_CODES.get(exc.status_code, "http_error")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette's Allow names only the first route on the path; static files say nothing.
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope)) or headers.get("Allow", "GET, HEAD")
+        message = f"{request.method} is not allowed here; this path accepts {headers['Allow']}"
+    return error_response(ApiError(exc.status_code, code, message, headers=headers))
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

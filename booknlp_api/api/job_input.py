@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from booknlp_api.api.errors import ApiError
 from booknlp_api.api.job_schemas import JobCreate, JobOptions
@@ -25,6 +25,9 @@ from booknlp_api.jobs.records import Submission
 FILE_FIELD = "file"
 _LIST_FIELDS = ("pipeline", "sections", "exclude")
 _MAX_KEY = 255
+_MAX_FORM_FIELDS = 1000
+_BOOLEANS = {"true": True, "false": False}
+"""How a form spells a boolean; any other value stays a string, which the strict options refuse."""
 
 _Options = TypeVar("_Options", bound=JobOptions)
 
@@ -56,13 +59,16 @@ def submission_of(options: JobOptions, text: str, book_id: str, key: str | None 
 
 
 async def _from_form(request: Request, settings: Settings) -> tuple[JobOptions, str]:
-    form = await request.form(max_files=1, max_fields=len(JobOptions.model_fields) + 8)
+    # Lists come as repeated fields, and the schema does not forbid repeats: room for many, within the body cap.
+    form = await request.form(max_files=1, max_fields=_MAX_FORM_FIELDS, max_part_size=settings.max_job_bytes)
     upload = form.get(FILE_FIELD)
-    if not isinstance(upload, UploadFile):
+    if upload is None:
         missing = [{"loc": ["body", FILE_FIELD], "msg": "Field required", "type": "missing"}]
         raise ApiError(422, "validation_error",
-                       f"a multipart submission carries the text as a file part named {FILE_FIELD!r}", missing)
+                       f"a multipart submission carries the text as a part named {FILE_FIELD!r}", missing)
     options = form_options(form)
+    if isinstance(upload, str):  # a plain form field: already text
+        return options, _validated(JobCreate, {"text": upload}).text
     media_type, charset = content_type_of(upload.content_type or "")
     text = book_text(await upload.read(), filename=upload.filename or "", media_type=media_type, charset=charset,
                      max_bytes=settings.max_job_bytes)
@@ -77,6 +83,8 @@ def form_options(form: FormData) -> JobOptions:
             continue
         if name in _LIST_FIELDS:
             fields.setdefault(name, []).extend(part.strip() for part in value.split(",") if part.strip())
+        elif JobOptions.model_fields.get(name) is not None and JobOptions.model_fields[name].annotation is bool:
+            fields[name] = _BOOLEANS.get(value, value)
         else:
             fields[name] = value
     return _validated(JobOptions, fields)

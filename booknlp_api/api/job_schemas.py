@@ -8,9 +8,13 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from booknlp_api.api.schemas import AnalysisOptions
+from booknlp_api.api.schemas import NON_BLANK, AnalysisOptions
 from booknlp_api.engine.precision import Precision
 from booknlp_api.jobs.records import Job, JobStatus
+
+JOB_LINKS = {  # OpenAPI links: what a client (or a stateful fuzzer) can do next with the id it was given
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in (("GetJob", "get_job"), ("GetResult", "get_result"), ("CancelJob", "cancel_job"))}
 
 
 class JobOptions(AnalysisOptions):
@@ -24,7 +28,8 @@ class JobOptions(AnalysisOptions):
 class JobCreate(JobOptions):
     """A whole book to analyse in the background, sent as JSON."""
 
-    text: str = Field(description="The text to analyse, at most `max_job_chars` characters.")
+    text: str = Field(min_length=1, pattern=NON_BLANK, description="The text to analyse, at most `max_job_chars` "
+                                                                    "characters, not only whitespace.")
 
 
 class JobLinks(BaseModel):

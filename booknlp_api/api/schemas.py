@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from booknlp_api.engine.pipeline import PIPES
+from booknlp_api.engine.pipeline import PIPES, REQUIRES, Pipe
 from booknlp_api.engine.precision import Precision
 from booknlp_api.engine.result_schema import SECTIONS, Section
 from booknlp_api.engine.service import BOOK_ID
 
 SYNTHETIC_NOTE = "True for random-weight models (testing only): their output is linguistically meaningless."
 
+BLANK = "".join(chr(code) for code in range(0x3001) if chr(code).isspace())
+"""What ``str.strip()`` removes (the engine's test for an empty text); all of it lies below U+3001."""
+NON_BLANK = "[^" + "".join(f"\\u{ord(char):04x}" for char in BLANK) + "]"
+"""A character that is not blank. Spelled out, not ``\\S``: JSON Schema's ``\\s`` (ECMA-262) and Python's
+whitespace differ (U+001C-U+001F, U+0085, U+FEFF), and the schema must say exactly what the service accepts."""
+_PIPELINE_RULES = {"allOf": [{"if": {"contains": {"const": pipe}}, "then": {"allOf": [
+    {"contains": {"const": need}} for need in needs]}} for pipe, needs in REQUIRES.items()]}
+
 
 class AnalysisOptions(BaseModel):
     """How to analyse a text, whether now (`POST /v1/analyze`) or as a job (`POST /v1/jobs`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a value of the wrong type is refused, never coerced (`"cache": 0` is not `false`).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     book_id: str = Field("book", pattern=BOOK_ID.pattern, description="Identifier used in results and file names.")
     model: str | None = Field(None, description="Model name (see `GET /v1/info`); default: the configured one.")
-    pipeline: list[str] | None = Field(
+    pipeline: Annotated[list[Pipe], Field(min_length=1, json_schema_extra=_PIPELINE_RULES)] | None = Field(
         None, description=f"Pipes to run, any of {', '.join(PIPES)}; `quote` needs `entity`, `coref` needs "
                           "`entity` and `quote`. Default: all.", examples=[["entity", "quote"]])
     sections: list[Section] | None = Field(
@@ -46,7 +55,8 @@ class AnalysisOptions(BaseModel):
 class AnalyzeRequest(AnalysisOptions):
     """One text to analyse now, while the client waits."""
 
-    text: str = Field(description="The text to analyse (plain UTF-8 text, at most `max_analyze_chars` characters).")
+    text: str = Field(min_length=1, pattern=NON_BLANK, description="The text to analyse (plain UTF-8 text, at most "
+                      "`max_analyze_chars` characters, not only whitespace).")
 
 
 class ErrorDetail(BaseModel):

@@ -35,11 +35,18 @@ def exposure_refusal(settings: Settings, *, insecure: bool) -> str | None:
             "127.0.0.1, or pass --insecure if something in front of the service does the authentication")
 
 
+def server_config(settings: Settings) -> uvicorn.Config:
+    """The app under uvicorn as ``serve`` runs it (tests start the same configuration in a thread)."""
+    # One uvicorn process: each would start its own BOOKNLP_WORKERS worker processes (model copies).
+    # h11, not httptools: only h11 takes a cap on the request head (the headers a client may send).
+    # log_config=None: uvicorn's access and error loggers keep no handler of their own and reach the
+    # process's one handler (booknlp_api.logs), so they share its format and request ids.
+    return uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                          workers=1, log_config=None, http="h11",
+                          h11_max_incomplete_event_size=settings.max_header_bytes)
+
+
 def serve(settings: Settings) -> None:
     log.info("the web page: http://%s:%d/ (with API keys on, make one with `booknlp-api keys create NAME`)",
              settings.host, settings.port)
-    # One uvicorn process: each would start its own BOOKNLP_WORKERS worker processes (model copies).
-    # log_config=None: uvicorn's access and error loggers keep no handler of their own and reach the
-    # process's one handler (booknlp_api.logs), so they share its format and request ids.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                workers=1, log_config=None)
+    uvicorn.Server(server_config(settings)).run()

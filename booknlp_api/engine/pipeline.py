@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from booknlp_api.engine.errors import InvalidPipeline
 
-PIPES = ("entity", "quote", "supersense", "event", "coref")
+Pipe = Literal["entity", "quote", "supersense", "event", "coref"]
+PIPES: tuple[Pipe, ...] = ("entity", "quote", "supersense", "event", "coref")
 """All pipes, in upstream's order; the default pipeline."""
 
-_REQUIRES = {"quote": ("entity",), "coref": ("entity", "quote")}
+REQUIRES: dict[str, tuple[str, ...]] = {"quote": ("entity",), "coref": ("entity", "quote")}
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def parse_pipeline(pipes: Iterable[str] | str | None) -> Pipeline:
     chosen = frozenset(items)
     problems = [
         f"{pipe} requires {', '.join(missing)}"
-        for pipe, needs in _REQUIRES.items()
+        for pipe, needs in REQUIRES.items()
         if pipe in chosen and (missing := [n for n in needs if n not in chosen])
     ]
     if problems:

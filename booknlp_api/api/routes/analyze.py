@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from booknlp_api.api.analysis import analysis_response, analysis_submission
 from booknlp_api.api.auth import UNAUTHORIZED, CallerDep, authenticate
 from booknlp_api.api.deps import RuntimeDep, require_json
-from booknlp_api.api.job_schemas import JobPublic
+from booknlp_api.api.job_schemas import JOB_LINKS, JobPublic
 from booknlp_api.api.ratelimit import submit_within_limits
 from booknlp_api.api.schemas import AnalyzeRequest, ErrorResponse
 from booknlp_api.engine.result_schema import AnalysisResult
@@ -34,7 +34,8 @@ def _error(description: str) -> dict[str, Any]:
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     202: {"model": JobPublic, "description": "Not finished within `analyze_wait_seconds`: the job, still running; "
-                                             "poll it (`Location`) and fetch its result from the job API."},
+                                             "poll it (`Location`) and fetch its result from the job API.",
+          "links": JOB_LINKS},
     400: _error("The body is not parseable JSON (bad UTF-8, nesting too deep)."),
     413: _error("The text is longer than `max_analyze_chars` (use `POST /v1/jobs`), or the body too large."),
     415: _error("The body is not declared as `application/json`."),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from booknlp_api.api.auth import UNAUTHORIZED, CallerDep, authenticate
 from booknlp_api.api.bodies import body_response
 from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.job_input import FILE_FIELD, read_submission
-from booknlp_api.api.job_schemas import JobCreate, JobOptions, JobPublic, JobsPublic
+from booknlp_api.api.job_schemas import JOB_LINKS, JobCreate, JobOptions, JobPublic, JobsPublic
 from booknlp_api.api.ratelimit import submit_within_limits
 from booknlp_api.api.schemas import ErrorResponse
 from booknlp_api.engine.result_schema import Section
@@ -21,6 +21,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(authe
                    responses=UNAUTHORIZED)
 
 ResultFormat = Literal["json", "native", "html"]
+JobId = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The job's id, as `POST /v1/jobs` answered it.")]
+MAX_OFFSET = 1_000_000_000
+"""Paging stops here: far beyond any job store, and well inside SQLite's 64-bit integers."""
 
 _CHAPTER = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be "
             "in want of a wife. “My dear Mr. Bennet,” said his lady to him one day, “have you heard that "
@@ -31,13 +34,27 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorResponse, "description": description}
 
 
+def _form_field(field: dict[str, Any]) -> dict[str, Any]:
+    """A form field cannot be null, and a list with no items is no field at all: both mean the default, so
+    the form's field is the non-null alternative of ``field``, with no minimum number of items."""
+    choices = [choice for choice in field.get("anyOf", []) if choice.get("type") != "null"]
+    if len(choices) != 1:
+        return field
+    extra = {key: value for key, value in field.items() if key not in ("anyOf", "default")}
+    return {key: value for key, value in {**choices[0], **extra}.items() if key != "minItems"}
+
+
 def _submission_body() -> dict[str, Any]:
     """Both ways to send a job, documented by hand: the handler reads the body itself to accept either."""
     form = JobOptions.model_json_schema()
-    form["properties"] = {FILE_FIELD: {"type": "string", "format": "binary", "description":
-                          "The book: plain text (UTF-8 unless the part's Content-Type declares a charset), "
-                          "EPUB (spine order, front and back matter skipped) or HTML; may be gzip-compressed."},
-                          **form["properties"]}
+    # The schema describes the text as a plain field exactly (a schema cannot say "bytes that decode"); a file
+    # part carries the same text, or an EPUB or HTML book, and is described in words.
+    text = JobCreate.model_json_schema()["properties"]["text"]
+    form["properties"] = {FILE_FIELD: {**text, "contentMediaType": "text/plain", "description":
+                          "The book, as a plain field (UTF-8 text) or a file part (`curl -F file=@book.txt`): plain "
+                          "text (UTF-8 unless the part's Content-Type declares a charset), EPUB (spine order, front "
+                          "and back matter skipped) or HTML; a file part may be gzip-compressed."},
+                          **{name: _form_field(field) for name, field in form["properties"].items()}}
     form.update(required=[FILE_FIELD], title="JobUpload")
     examples = {
         "chapter": {"summary": "A chapter, every pipe", "value": {"text": _CHAPTER, "book_id": "pride"}},
@@ -61,6 +78,8 @@ _SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     503: _error("`max_queued_jobs` are already waiting; retry after `Retry-After` seconds."),
 }
 _NOT_FOUND = {404: _error("No such job, or another key's job.")}
+_SUBMITTED = {202: {"description": "The job, queued (or finished at once from the result cache).",
+                    "links": JOB_LINKS}}
 _RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "`json`: the analysis (as `POST /v1/analyze`); `native`: a zip of BookNLP's own files; "
                          "`html`: BookNLP's character report.",
@@ -73,8 +92,8 @@ _RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=202, response_model=JobPublic, responses=_SUBMIT_ERRORS, openapi_extra=_submission_body(),
-             summary="Submit a book")
+@router.post("", status_code=202, response_model=JobPublic, responses={**_SUBMITTED, **_SUBMIT_ERRORS},
+             openapi_extra=_submission_body(), summary="Submit a book", operation_id="create_job")
 async def create_job(request: Request, response: Response, runtime: RuntimeDep, caller: CallerDep) -> JobPublic:
     """Queue a text for analysis and answer at once with the job. Send JSON (`JobCreate`) or upload the text
     as a file (multipart, field `file`, other options as form fields). With an `Idempotency-Key` header, a
@@ -88,9 +107,10 @@ async def create_job(request: Request, response: Response, runtime: RuntimeDep, 
     return JobPublic.of(job, runtime.jobs.position(job))
 
 
-@router.get("", response_model=JobsPublic, summary="List jobs")
+@router.get("", response_model=JobsPublic, summary="List jobs", operation_id="list_jobs")
 def list_jobs(runtime: RuntimeDep, caller: CallerDep, status: JobStatus | None = None,
-              limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0)] = 0) -> JobsPublic:
+              limit: Annotated[int, Query(ge=1, le=100)] = 20,
+              offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> JobsPublic:
     """The caller's jobs (an admin key: every job) newest first, optionally only those with one `status`, a page
     at a time."""
     jobs, total = runtime.jobs.page(status, limit, offset, caller.scope)
@@ -98,16 +118,18 @@ def list_jobs(runtime: RuntimeDep, caller: CallerDep, status: JobStatus | None =
                       limit=limit, offset=offset)
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=_NOT_FOUND, summary="A job's status and progress")
-def get_job(job_id: str, runtime: RuntimeDep, caller: CallerDep) -> JobPublic:
+@router.get("/{job_id}", response_model=JobPublic, responses=_NOT_FOUND, summary="A job's status and progress",
+            operation_id="get_job")
+def get_job(job_id: JobId, runtime: RuntimeDep, caller: CallerDep) -> JobPublic:
     """Status, place in the queue, progress (overall fraction, stage by stage, ETA), timestamps, and the
     error when it failed."""
     job = runtime.jobs.get(job_id, caller.scope)
     return JobPublic.of(job, runtime.jobs.position(job))
 
 
-@router.get("/{job_id}/result", response_class=Response, responses=_RESULT_RESPONSES, summary="A job's result")
-async def get_result(job_id: str, runtime: RuntimeDep, caller: CallerDep,
+@router.get("/{job_id}/result", response_class=Response, responses=_RESULT_RESPONSES, summary="A job's result",
+            operation_id="get_result")
+async def get_result(job_id: JobId, runtime: RuntimeDep, caller: CallerDep,
                      result_format: Annotated[ResultFormat, Query(alias="format")] = "json",
                      sections: Annotated[list[Section] | None, Query()] = None,
                      exclude: Annotated[list[Section] | None, Query()] = None) -> Response:
@@ -131,8 +153,9 @@ _CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.delete("/{job_id}", response_model=JobPublic, responses=_CANCEL_RESPONSES, summary="Cancel a job")
-def cancel_job(job_id: str, response: Response, runtime: RuntimeDep, caller: CallerDep) -> JobPublic:
+@router.delete("/{job_id}", response_model=JobPublic, responses=_CANCEL_RESPONSES, summary="Cancel a job",
+               operation_id="cancel_job")
+def cancel_job(job_id: JobId, response: Response, runtime: RuntimeDep, caller: CallerDep) -> JobPublic:
     """Cancel a queued job (200, `cancelled`), or ask a running one to stop at its next stage or batch
     boundary (202, still `running` with `cancel_requested`); the worker then takes the next job."""
     job = runtime.jobs.cancel(job_id, caller.scope)

@@ -68,7 +68,7 @@ def run(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         assert server.wait(held, has_finished)["status"] == "cancelled"  # the hold lets go of a cancelled run
         server.hold.unlink()
         assert server.client.get(f"/v1/jobs/{job_id}", headers={"X-Request-ID": REQUEST_ID}).status_code == 200
-        assert server.client.get("/v1/jobs/no-such-job").status_code == 404
+        assert server.client.get(f"/v1/jobs/{'0' * 32}").status_code == 404  # well-formed, unknown
         metrics = httpx.get(f"{server.client.base_url}/metrics", timeout=60)  # no API key: /metrics is open
         assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
         yield Run(server, job, result, cached, metrics.text)

@@ -35,7 +35,11 @@ _EVENTS = {
                          "changes; the first event is always one), `progress` (the job, when its progress moves), "
                          "`end` (the finished job; the stream closes after it). `data` is the job as `GET "
                          "/v1/jobs/{id}` returns it.",
-          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+          "content": {"text/event-stream": {"schema": {  # one event, by its fields (as SSE clients read them)
+              "type": "object", "required": ["event", "data"], "properties": {
+                  "event": {"enum": ["status", "progress", "end"]}, "id": {"type": "string"},
+                  "data": {"type": "string", "contentMediaType": "application/json",
+                           "contentSchema": {"$ref": "#/components/schemas/JobPublic"}}}}}}},
     404: {"model": ErrorResponse, "description": "No such job, or another key's job."},
 }
 

@@ -64,6 +64,7 @@ class Components:
         setattr(self, component, built)
         if component == "entity":
             self.names = import_upstream("booknlp.english.name_coref").NameCoref(upstream_data("aliases.txt"))
+            install("names", self.names)
             load_priors(GENDER_PRIORS, GENDER_CATS)
 
 

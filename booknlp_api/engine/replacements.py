@@ -11,6 +11,7 @@ from typing import Any
 from booknlp_api.engine.coref_get_data import CorefData
 from booknlp_api.engine.entity_tag import make_tag
 from booknlp_api.engine.litbank_coref import make_test
+from booknlp_api.engine.name_cluster_merge import make_cluster
 from booknlp_api.engine.speaker_get_batches import SpeakerBatches
 from booknlp_api.engine.tag_all import make_tag_all
 from booknlp_api.engine.wordpiece_tokenize import remember_tokenize
@@ -18,13 +19,16 @@ from booknlp_api.models.bert import import_upstream
 
 
 def install(component: str, built: Any, aliases: str | None = None) -> None:
-    """``built`` is upstream's tagger (entity), ``QuotationAttribution`` (quote) or ``LitBankCoref`` (coref).
+    """``built`` is upstream's tagger (entity), ``NameCoref`` (names), ``QuotationAttribution`` (quote) or
+    ``LitBankCoref`` (coref).
 
     ``aliases`` is upstream's aliases.txt, read once here for coref instead of on every book.
     """
     if component == "entity":
         built.model.tag_all = make_tag_all(built.model)
         built.tag = make_tag(built)
+    elif component == "names":
+        built.cluster = make_cluster(built)
     elif component == "quote":
         remember_tokenize(built.model.tokenizer)
         built.model.get_batches = SpeakerBatches(built.model)

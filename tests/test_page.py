@@ -6,8 +6,10 @@ the browser's console. Screenshots go to the test's tmp folder (and to docs/ wit
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,6 +162,28 @@ def test_an_epub_chosen_as_a_file_is_followed_by_polling_without_the_event_strea
     expect(page.locator("#result-title")).to_have_text("The_Call_of_the_Wild")  # the book id from the file name
     expect(page.locator("#book-text")).to_contain_text(" ".join(paragraphs[0].split()[:8]))
     expect(page.locator("#characters-table tbody tr").first).to_be_visible()
+
+
+def test_a_zip_of_books_becomes_a_batch_whose_books_can_each_be_explored(page: Page, tmp_path: Path) -> None:
+    archive = tmp_path / "corpus.zip"
+    with zipfile.ZipFile(archive, "w") as books:
+        books.writestr("pride.txt", CHAPTER)
+        books.writestr("emma.txt", "“Hello,” said Emma to Harriet. Harriet smiled at Emma. " * 10)
+    _enter_key(page)
+    page.set_input_files("#file-input", str(archive))
+    page.click("#submit-button")
+    expect(page.locator("#progress-percent")).to_have_text("100%")
+    expect(page.locator("#job-status")).to_have_text("2 books: 2 succeeded")
+    explore = page.locator("#stages li").filter(has_text="emma").locator("button")
+    explore.click()
+    expect(page.locator("#result-title")).to_have_text("emma")
+    expect(page.locator("#book-text")).to_contain_text("said Emma to Harriet")
+    with page.expect_download() as download:
+        page.click("#batch-downloads button[data-format=csv]")
+    table = tmp_path / "corpus.csv"
+    download.value.save_as(table)
+    with table.open(encoding="utf-8", newline="") as rows:
+        assert sorted(row["book"] for row in csv.DictReader(rows)) == ["emma", "pride"]
 
 
 def _refuse(route: Route) -> None:

@@ -1,7 +1,7 @@
 // The result explored: characters, quotes by speaker, the text with its entities marked, downloads.
 // Everything from the book goes into the page as text nodes, never as markup.
 import { drawChart } from "./chart.js";
-import { api, el, show, showError } from "./http.js";
+import { api, el, saveResponse, show, showError } from "./http.js";
 
 const MAX_TEXT_TOKENS = 30000;
 const MAX_QUOTES = 1000;
@@ -126,25 +126,17 @@ function renderText(tokens, entities, characters) {
 }
 
 function wireDownloads(job) {
-  for (const button of document.querySelectorAll(".downloads button")) {
+  for (const button of document.querySelectorAll("#result-section .downloads button")) {
     button.onclick = () => download(job, button.dataset.format);
   }
 }
 
-// fetch() with the key, then a blob: URL, since a plain link cannot carry an Authorization header.
 async function download(job, format) {
   const error = $("download-error");
   showError(error, null);
   try {
     const response = await api(`/v1/jobs/${encodeURIComponent(job.id)}/result?format=${format}`);
-    const url = URL.createObjectURL(await response.blob());
-    const link = el("a");
-    link.href = url;
-    link.download = `${job.book_id}.${EXTENSIONS[format]}`;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    await saveResponse(response, `${job.book_id}.${EXTENSIONS[format]}`);
   } catch (failure) {
     showError(error, failure);
   }

@@ -49,6 +49,19 @@ async function errorOf(response) {
   return new ApiError(response.status, code, message);
 }
 
+// A response saved as a file: fetch() carried the key, which a plain link cannot; the blob: URL lets the
+// browser save what was fetched.
+export async function saveResponse(response, filename) {
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a");
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 export function show(element, visible) {
   element.hidden = !visible;
 }

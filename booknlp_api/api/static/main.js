@@ -1,5 +1,6 @@
 // The page's flow: key (when the service asks for one) → options from GET /v1/info → submission → live
 // progress → the result explored.
+import { followBatch } from "./batch.js";
 import { renderResult } from "./explore.js";
 import { follow } from "./follow.js";
 import { api, apiJson, el, saveKey, savedKey, show, showError } from "./http.js";
@@ -7,7 +8,7 @@ import { submitBook } from "./submit.js";
 
 const $ = (id) => document.getElementById(id);
 let info = null;
-let currentJob = null;
+let cancelPath = null;
 
 async function start() {
   $("key-form").addEventListener("submit", (event) => {
@@ -106,7 +107,7 @@ async function submit() {
   showError($("submit-error"), null);
   button.disabled = true;
   try {
-    const job = await submitBook({
+    const submitted = await submitBook({
       file: $("file-input").files[0] || null,
       text: $("text-input").value,
       bookId: $("book-id-input").value.trim(),
@@ -115,7 +116,8 @@ async function submit() {
       pipeline: [...document.querySelectorAll("input[name=pipe]:checked")].map((box) => box.value),
       stripGutenberg: $("gutenberg-input").checked,
     });
-    await watch(job);
+    if (submitted.batch) await watchBatch(submitted.batch);
+    else await watch(submitted);
   } catch (error) {
     showError($("submit-error"), error);
   } finally {
@@ -123,19 +125,33 @@ async function submit() {
   }
 }
 
-async function watch(job) {
-  currentJob = job;
+function startWatching(path) {
+  cancelPath = path;
   show($("result-section"), false);
+  show($("batch-downloads"), false);
   showError($("job-error"), null);
   show($("progress-section"), true);
+}
+
+async function watch(job) {
+  startWatching(`/v1/jobs/${encodeURIComponent(job.id)}`);
   showJob(job);
   const finished = await follow(job.id, showJob);
   if (finished.status === "succeeded") {
-    const result = await apiJson(`/v1/jobs/${encodeURIComponent(job.id)}/result`);
-    renderResult(result, finished);
+    await explore(finished);
   } else if (finished.status === "failed") {
     showError($("job-error"), finished.error ? `${finished.error.code}: ${finished.error.message}` : "failed");
   }
+}
+
+async function watchBatch(batch) {
+  startWatching(`/v1/batches/${encodeURIComponent(batch.id)}`);
+  await followBatch(batch, (job) => explore(job).catch((error) => showError($("job-error"), error)));
+}
+
+async function explore(job) {
+  renderResult(await apiJson(`/v1/jobs/${encodeURIComponent(job.id)}/result`), job);
+  $("result-section").scrollIntoView();
 }
 
 function showJob(job) {
@@ -156,9 +172,9 @@ function showJob(job) {
 }
 
 async function cancel() {
-  if (!currentJob) return;
+  if (!cancelPath) return;
   try {
-    await api(`/v1/jobs/${encodeURIComponent(currentJob.id)}`, { method: "DELETE" });
+    await api(cancelPath, { method: "DELETE" });
   } catch (error) {
     showError($("job-error"), error);
   }

@@ -190,3 +190,42 @@ def test_the_cli_submits_books_waits_writes_their_files_and_manages_jobs(server:
     assert (tmp_path / "a.zip").read_bytes() == (out / "first.zip").read_bytes()
     assert main(["jobs", "cancel", ids[0], *connection]) == 1  # it has ended: the service's 409, as an error line
     assert "error: 409 job_finished" in capsys.readouterr().err
+
+
+def test_a_corpus_goes_as_one_batch_from_files_an_archive_and_the_cli(client: Client, server: Server, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from booknlp_api.cli import main
+    from tests.epub_books import wild_epub
+
+    epub, epub_text = wild_epub(chapters=1)
+    (tmp_path / "wild.epub").write_bytes(epub)
+    batch = client.submit_batch([tmp_path / "wild.epub", ("bennet.txt", CHAPTER.encode())], pipeline=["entity"])
+    assert [book.name for book in batch.jobs] == ["wild", "bennet"] and batch.jobs[0].job.text_chars == len(epub_text)
+    done = client.wait_batch(batch, timeout=300, poll=0.5)
+    assert done.finished and done.counts["succeeded"] == 2 and client.batch(batch.id).fraction == 1.0
+    table = client.batch_result(done, "csv")
+    assert isinstance(table, str) and table.splitlines()[1].startswith("wild,")
+    bundle = client.batch_result(done)
+    assert isinstance(bundle, bytes) and "bennet.json" in zipfile.ZipFile(io.BytesIO(bundle)).namelist()
+
+    async def run_async() -> tuple[str, str]:  # the async client shares the protocol: the same calls, awaited
+        async with AsyncClient(str(server.client.base_url), api_key=TEST_KEY, timeout=120) as twin:
+            sent = await twin.submit_batch([("darcy.txt", f"{CHAPTER} Darcy.".encode())], pipeline=["entity"])
+            ended = await twin.wait_batch(sent, timeout=300, poll=0.5)
+            table = await twin.batch_result(ended, "csv")
+            assert isinstance(table, str)
+            return ended.jobs[0].job.status, table.splitlines()[1].split(",")[0]
+
+    assert asyncio.run(run_async()) == ("succeeded", "darcy")
+
+    archive = tmp_path / "corpus.zip"
+    with zipfile.ZipFile(archive, "w") as books:
+        books.writestr("a.txt", CHAPTER)
+        books.writestr("b.txt", f"{CHAPTER} Again.")
+    out = tmp_path / "out"
+    assert main(["submit", str(archive), "--out", str(out), "--pipeline", "entity",
+                 "--server", str(server.client.base_url), "--key", TEST_KEY]) == 0
+    assert "batch of 2" in capsys.readouterr().out
+    assert sorted(zipfile.ZipFile(out / "corpus.zip").namelist()) == ["a.json", "a.zip", "b.json", "b.zip",
+                                                                       "batch.csv"]
+    assert (out / "corpus.csv").read_text(encoding="utf-8").count("succeeded") == 2

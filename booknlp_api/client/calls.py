@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -17,9 +17,11 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx
 from pydantic import ValidationError
 
+from booknlp_api.api.batch_schemas import BatchPublic
 from booknlp_api.api.job_schemas import JobCreate, JobOptions, JobPublic, JobsPublic
 from booknlp_api.api.schemas import AnalyzeRequest, InfoPublic, ReadyPublic
 from booknlp_api.client.errors import BookNLPError, InvalidRequest, error_for, retry_after
+from booknlp_api.engine.book_archive import ARCHIVE_SUFFIXES
 from booknlp_api.engine.result_schema import AnalysisResult
 
 T = TypeVar("T")
@@ -87,20 +89,31 @@ def submit(source: Source, options: dict[str, Any], idempotency_key: str | None 
     if isinstance(source, str):
         return Call("POST", "/v1/jobs", parse, json=_options(JobCreate, {"text": source, **options}),
                     headers=headers, ok=frozenset({202}))
-    if isinstance(source, bytes):
-        name, raw = "book.txt", source
-    else:
-        path = Path(source)
-        try:
-            name, raw = path.name, path.read_bytes()
-        except OSError as exc:
-            raise BookNLPError(f"cannot read {path}: {exc}", code="unreadable_file") from None
-        options = {"book_id": _book_id(path), **options}
-    form = _options(JobOptions, options)
-    data = {key: ",".join(value) if key in _LIST_FIELDS else _form_value(value) for key, value in form.items()
-            if value is not None}
+    name, raw = _file(source)
+    if not isinstance(source, bytes):
+        options = {"book_id": _book_id(Path(source)), **options}
     files = {"file": (f"{name}.gz", gzip.compress(raw, mtime=0), "application/gzip")}
-    return Call("POST", "/v1/jobs", parse, data=data, files=files, headers=headers, ok=frozenset({202}))
+    return Call("POST", "/v1/jobs", parse, data=_form(options), files=files, headers=headers, ok=frozenset({202}))
+
+
+def _file(source: bytes | os.PathLike[str] | tuple[str, bytes]) -> tuple[str, bytes]:
+    """A file's name and bytes: read from a path, or given (bare bytes are a ``book.txt``)."""
+    if isinstance(source, tuple):
+        return source
+    if isinstance(source, bytes):
+        return "book.txt", source
+    path = Path(source)
+    try:
+        return path.name, path.read_bytes()
+    except OSError as exc:
+        raise BookNLPError(f"cannot read {path}: {exc}", code="unreadable_file") from None
+
+
+def _form(options: dict[str, Any]) -> dict[str, str]:
+    """The options as multipart form fields (lists comma-separated)."""
+    form = _options(JobOptions, options)
+    return {key: ",".join(value) if key in _LIST_FIELDS else _form_value(value) for key, value in form.items()
+            if value is not None}
 
 
 def _form_value(value: Any) -> str:
@@ -142,6 +155,40 @@ def result(job_id: str, result_format: ResultFormat, sections: list[str] | None,
     parse: Callable[[httpx.Response], AnalysisResult | bytes | str] = {
         "json": _model(AnalysisResult), "native": lambda r: r.content, "html": lambda r: r.text}[result_format]
     return Call("GET", f"/v1/jobs/{job_id}/result", parse, params=params)
+
+
+def submit_batch(sources: Sequence[Source | tuple[str, bytes]], options: dict[str, Any],
+                 idempotency_key: str | None = None) -> Call[BatchPublic]:
+    """A batch from book files or archives (paths, ``str`` too), or ``(name, bytes)``: one part each; books are
+    gzipped on the way, archives sent as they are."""
+    headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+    files = []
+    for source in sources:
+        name, raw = _file(Path(source) if isinstance(source, str) else source)  # a batch's strings are paths
+        if name.lower().endswith(ARCHIVE_SUFFIXES):
+            files.append(("file", (name, raw, "application/octet-stream")))
+        else:
+            files.append(("file", (f"{name}.gz", gzip.compress(raw, mtime=0), "application/gzip")))
+    return Call("POST", "/v1/batches", _model(BatchPublic), data=_form(options), files=files, headers=headers,
+                ok=frozenset({202}))
+
+
+def batch(batch_id: str) -> Call[BatchPublic]:
+    return Call("GET", f"/v1/batches/{batch_id}", _model(BatchPublic))
+
+
+def cancel_batch(batch_id: str) -> Call[BatchPublic]:
+    return Call("DELETE", f"/v1/batches/{batch_id}", _model(BatchPublic))
+
+
+def batch_result(batch_id: str, result_format: Literal["zip", "csv"]) -> Call[bytes | str]:
+    parse: Callable[[httpx.Response], bytes | str] = (lambda r: r.content) if result_format == "zip" \
+        else (lambda r: r.text)
+    return Call("GET", f"/v1/batches/{batch_id}/result", parse, params={"format": result_format})
+
+
+def batch_id_of(batch_or_id: BatchPublic | str) -> str:
+    return batch_or_id if isinstance(batch_or_id, str) else batch_or_id.id
 
 
 def info() -> Call[InfoPublic]:

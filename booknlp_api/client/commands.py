@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from booknlp_api.client.connection import DEFAULT_URL, KEY_VARIABLE, URL_VARIABLE
 from booknlp_api.client.errors import BookNLPError
+from booknlp_api.engine.book_archive import ARCHIVE_SUFFIXES
 
 if TYPE_CHECKING:
     from booknlp_api.client.sync import Client
@@ -21,7 +22,8 @@ Handler = Callable[[argparse.Namespace, "Client"], int]
 def add_commands(commands: Any) -> None:
     """The client's commands, added to the CLI's subcommands."""
     submit = commands.add_parser("submit", help="send books to a booknlp-api service as jobs")
-    submit.add_argument("books", type=Path, nargs="+", help="book files: text (UTF-8), EPUB or HTML, gzipped or not")
+    submit.add_argument("books", type=Path, nargs="+", help="book files (text, EPUB, HTML; gzipped or not), or "
+                        ".zip/.tar.gz archives of books (one batch each)")
     submit.add_argument("--wait", action="store_true", help="wait for each job, with a progress bar")
     submit.add_argument("--out", type=Path, help="write each book's native files (BOOK.zip) and JSON (BOOK.json) "
                                                  "here; implies --wait")
@@ -80,12 +82,13 @@ def _submit(args: argparse.Namespace, client: Client) -> int:
         options["precision"] = args.precision
     if args.pipeline:
         options["pipeline"] = [pipe.strip() for pipe in args.pipeline.split(",") if pipe.strip()]
-    jobs = [client.submit(book, **options) for book in args.books]
+    archives = [book for book in args.books if book.name.lower().endswith(ARCHIVE_SUFFIXES)]
+    failed = sum(_submit_archive(args, client, archive, options) for archive in archives)
+    jobs = [client.submit(book, **options) for book in args.books if book not in archives]
     for book, job in zip(args.books, jobs):
         print(f"{job.id}\t{job.status}\t{book}")
     if not (args.wait or args.out):
-        return 0
-    failed = 0
+        return 1 if failed else 0
     for job in jobs:
         try:
             client.wait(job, progress=True)
@@ -99,6 +102,22 @@ def _submit(args: argparse.Namespace, client: Client) -> int:
             (args.out / f"{job.book_id}.json").write_bytes(_bytes(client.result(job, "json")))
             print(f"{job.book_id}: {args.out / job.book_id}.zip, .json")
     return 1 if failed else 0
+
+
+def _submit_archive(args: argparse.Namespace, client: Client, archive: Path, options: dict[str, Any]) -> int:
+    """A .zip/.tar.gz of books as one batch; with --out, its results as ARCHIVE.zip and ARCHIVE.csv. 1: failures."""
+    batch = client.submit_batch(archive, **options)
+    print(f"{batch.id}\tbatch of {batch.books}\t{archive}")
+    if not (args.wait or args.out):
+        return 0
+    batch = client.wait_batch(batch, progress=True)
+    if args.out:
+        stem = archive.name.split(".")[0] or "batch"
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{stem}.zip").write_bytes(_bytes(client.batch_result(batch, "zip")))
+        (args.out / f"{stem}.csv").write_bytes(_bytes(client.batch_result(batch, "csv")))
+        print(f"{archive}: {args.out / stem}.zip, .csv")
+    return 0 if batch.counts.get("succeeded") == batch.books else 1
 
 
 def _list(args: argparse.Namespace, client: Client) -> int:

@@ -8,16 +8,17 @@ retry policy, waiting for a job and fetching a result after a late analysis are 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 import httpx
 
+from booknlp_api.api.batch_schemas import BatchPublic
 from booknlp_api.api.job_schemas import JobPublic
 from booknlp_api.client import calls
 from booknlp_api.client.calls import Call
 from booknlp_api.client.errors import BookNLPError, JobFailed
-from booknlp_api.client.progress import JobBar
+from booknlp_api.client.progress import BatchBar, JobBar
 from booknlp_api.engine.result_schema import AnalysisResult
 from booknlp_api.jobs.records import FINISHED
 
@@ -53,20 +54,37 @@ def _safe(call: Call[Any]) -> bool:
 def wait(job_id: str, *, poll: float, timeout: float | None, progress: bool, max_retries: int,
          backoff: float) -> Flow[JobPublic]:
     """Poll a job until it ends; a failed or cancelled end raises :class:`JobFailed`."""
+    job: JobPublic = yield from _poll(calls.job(job_id), lambda j: j.status in FINISHED,
+                                      JobBar(job_id, enabled=progress), poll=poll, timeout=timeout,
+                                      max_retries=max_retries, backoff=backoff)
+    if job.status != "succeeded":
+        raise JobFailed(job)
+    return job
+
+
+def wait_batch(batch_id: str, *, poll: float, timeout: float | None, progress: bool, max_retries: int,
+               backoff: float) -> Flow[BatchPublic]:
+    """Poll a batch until every job has ended (failed or cancelled books do not raise: see ``counts``)."""
+    batch: BatchPublic = yield from _poll(calls.batch(batch_id), lambda b: b.finished,
+                                          BatchBar(batch_id, enabled=progress), poll=poll, timeout=timeout,
+                                          max_retries=max_retries, backoff=backoff)
+    return batch
+
+
+def _poll(call: Call[T], ended: Callable[[T], bool], bar: JobBar, *, poll: float, timeout: float | None,
+          max_retries: int, backoff: float) -> Flow[T]:
+    """Read ``call``'s answer until ``ended`` says so, drawing it on ``bar``; ``wait_timeout`` past ``timeout``."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    bar = JobBar(job_id, enabled=progress)
     interval = min(0.2, poll)
     try:
         while True:
-            job = yield from send(calls.job(job_id), max_retries, backoff)
-            bar.update(job)
-            if job.status in FINISHED:
-                if job.status != "succeeded":
-                    raise JobFailed(job)
-                return job
+            answer = yield from send(call, max_retries, backoff)
+            bar.update(answer)  # type: ignore[arg-type]
+            if ended(answer):
+                return answer
             if deadline is not None and time.monotonic() >= deadline:
-                raise BookNLPError(f"job {job_id} still {job.status} after {timeout} s", code="wait_timeout",
-                                   details={"job_id": job_id, "status": job.status})
+                raise BookNLPError(f"{call.path} has not ended after {timeout} s", code="wait_timeout",
+                                   details={"path": call.path, "status": getattr(answer, "status", None)})
             left = poll if deadline is None else max(0.0, deadline - time.monotonic())
             yield min(interval, left)
             interval = min(poll, interval * 2)  # quick for short jobs, gentle for whole books

@@ -6,8 +6,11 @@ the async client every method returns an awaitable of the type annotated here.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import os
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
 
+from booknlp_api.api.batch_schemas import BatchPublic
 from booknlp_api.api.job_schemas import JobPublic, JobsPublic
 from booknlp_api.api.schemas import InfoPublic, ReadyPublic
 from booknlp_api.client import calls, flows
@@ -56,6 +59,32 @@ class ServiceMethods:
     def jobs(self, status: str | None = None, *, limit: int = 20, offset: int = 0) -> JobsPublic:
         """This key's jobs, newest first, a page at a time."""
         return self._one(calls.jobs(status, limit, offset))
+
+    def submit_batch(self, sources: Source | Sequence[Source | tuple[str, bytes]], *,
+                     idempotency_key: str | None = None, **options: Any) -> BatchPublic:
+        """One job per book (``POST /v1/batches``): book files or ``.zip``/``.tar.gz`` archives of books (paths, as
+        ``Path`` or ``str``), or ``(name, bytes)`` pairs. Options as for ``submit`` (a book's id is its file name)."""
+        many = [sources] if isinstance(sources, str | bytes | os.PathLike) else list(sources)
+        return self._one(calls.submit_batch(many, options, idempotency_key))
+
+    def batch(self, batch: BatchPublic | str) -> BatchPublic:
+        """The batch's counts, progress, ETA and jobs now."""
+        return self._one(calls.batch(calls.batch_id_of(batch)))
+
+    def wait_batch(self, batch: BatchPublic | str, *, progress: bool = False, poll: float = 2.0,
+                   timeout: float | None = None) -> BatchPublic:
+        """Until every job of the batch has ended; ``progress=True`` draws a tqdm bar. Does not raise for failed
+        books: look at ``counts`` and each job's status."""
+        return self._drive(flows.wait_batch(calls.batch_id_of(batch), poll=poll, timeout=timeout,
+                                            progress=progress, **self._policy()))
+
+    def batch_result(self, batch: BatchPublic | str, format: Literal["zip", "csv"] = "zip") -> bytes | str:
+        """``zip``: every book's native files and JSON, and batch.csv (bytes); ``csv``: the corpus table (str)."""
+        return self._one(calls.batch_result(calls.batch_id_of(batch), format))
+
+    def cancel_batch(self, batch: BatchPublic | str) -> BatchPublic:
+        """Cancel every job of the batch that has not ended."""
+        return self._one(calls.cancel_batch(calls.batch_id_of(batch)))
 
     def info(self) -> InfoPublic:
         return self._one(calls.info())

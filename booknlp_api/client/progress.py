@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tqdm import tqdm
 
+from booknlp_api.api.batch_schemas import BatchPublic
 from booknlp_api.api.job_schemas import JobPublic
 
 
@@ -27,3 +28,13 @@ class JobBar:
 
     def close(self) -> None:
         self._bar.close()
+
+
+class BatchBar(JobBar):
+    """A batch's overall percent, with its books counted by status as the label."""
+
+    def update(self, batch: BatchPublic) -> None:  # type: ignore[override]
+        self._bar.n = round(100 * batch.fraction)
+        counts = ", ".join(f"{n} {status}" for status, n in batch.counts.items() if n)
+        self._bar.set_postfix_str(counts, refresh=False)
+        self._bar.refresh()

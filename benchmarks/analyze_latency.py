@@ -42,9 +42,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(models_dir: Path, model: str, data_dir: Path, threads: int | None,
-            workers: int = 1) -> Iterator[httpx.Client]:
-    """``booknlp-api serve`` in a subprocess, ready, and a client for it; stopped with SIGTERM afterwards."""
+def serving(models_dir: Path, model: str, data_dir: Path, threads: int | None, workers: int = 1,
+            settings: dict[str, str] | None = None) -> Iterator[httpx.Client]:
+    """``booknlp-api serve`` in a subprocess, ready, and a client for it; stopped with SIGTERM afterwards.
+    ``settings`` (environment variables) override the defaults below."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("BOOKNLP_")}
     env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), BOOKNLP_MODELS_DIR=str(models_dir),
@@ -54,6 +55,7 @@ def serving(models_dir: Path, model: str, data_dir: Path, threads: int | None,
                BOOKNLP_AUTH="disabled")  # no API keys: a loopback server for this benchmark alone
     if threads:
         env["BOOKNLP_TORCH_THREADS"] = str(threads)
+    env.update(settings or {})
     process = subprocess.Popen([sys.executable, "-m", "booknlp_api.cli", "serve"], env=env)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:

@@ -96,10 +96,14 @@ def run_engine(text: Path, models_dir: Path, model: str, out: Path) -> dict[str,
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     assert child.stdout is not None
+    started = time.monotonic()
     for line in child.stdout:
         if line.startswith("@@"):
             kind, *values = json.loads(line[2:])
             if kind == "stage":
+                # each stage's figure as soon as it ends: a long book's partial results survive an interruption
+                print(f"  {stage[0]:12} peak RSS {peaks.get(stage[0], 0) / 2**30:6.2f} GiB "
+                      f"(ended at {time.monotonic() - started:.0f} s)", flush=True)
                 stage[0] = values[0]
             else:
                 found[kind] = values

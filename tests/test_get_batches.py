@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from types import SimpleNamespace
 
 import numpy as np
@@ -54,3 +55,15 @@ def test_get_batches_matches_upstream(sentences: list[list[list[str]]]) -> None:
         _same(ours[field], theirs[field])  # type: ignore[arg-type]
     assert np.array_equal(ours[5], theirs[5])  # type: ignore[arg-type]
     assert ours[6] == theirs[6]
+
+
+def test_transforms_are_built_when_read_not_kept() -> None:
+    """Each batch's averaging matrix is built on reading and freed when its reader lets go of it."""
+    sentences = [[["[CLS]"], ["the"], ["emma", "##s"], ["[SEP]"]]] * 70  # three batches of 32, 32, 6
+    batches = get_batches(convert, sentences, 32)
+    assert len(batches.transforms) == len(batches.data) == 3
+    first = batches.transforms[0]
+    assert first is not batches.transforms[0] and torch.equal(first, batches.transforms[0])
+    freed = weakref.ref(first)
+    del first
+    assert freed() is None

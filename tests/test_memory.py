@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ from booknlp_api.engine.memory import (
     count_tokens,
     estimate_bytes,
     profile_for,
+    release_free_memory,
 )
 from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs.records import Submission
@@ -122,3 +126,24 @@ def test_the_api_refuses_a_job_too_large_for_memory_at_submission(cramped_client
 def test_the_api_accepts_a_text_that_fits(cramped_client: TestClient) -> None:
     response = cramped_client.post("/v1/jobs", json={"text": TEXT[: len(TEXT) // 2]})
     assert response.status_code == 202, response.text
+
+
+def _rss() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's; elsewhere it reports False")
+def test_freed_heap_pages_go_back_to_the_system() -> None:
+    # Freeing an mmapped block raises glibc's mmap threshold, so the next 1 MiB blocks land in the heap,
+    # as a stage's tensors do; one block kept at the end stops free() from trimming the heap top itself.
+    big = ctypes.create_string_buffer(16 * 2**20)
+    del big
+    blocks = [ctypes.create_string_buffer(2**20) for _ in range(200)]
+    kept = blocks.pop()
+    before_free = _rss()
+    del blocks
+    held = _rss()
+    assert release_free_memory() is True
+    released = held - _rss()
+    assert released > 100 * 2**20, (before_free, held, released)
+    assert kept.raw[:1] == b"\0"

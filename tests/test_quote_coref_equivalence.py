@@ -7,6 +7,7 @@ built the way upstream builds it, on the synthetic vocabulary), so no model has 
 from __future__ import annotations
 
 import copy
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from booknlp_api.engine.components import upstream_data
 from booknlp_api.engine.coref_get_data import CorefData
+from booknlp_api.engine.lazy_batches import LazyBatches
 from booknlp_api.engine.litbank_coref import make_test
 from booknlp_api.engine.speaker_get_batches import SpeakerBatches
 from booknlp_api.engine.wordpiece_tokenize import RememberedTokenize, remember_tokenize
@@ -148,8 +150,43 @@ def test_coref_get_data_is_upstreams(vocab_file: Path, data: tuple[list[list[str
     model = Coref()
     remember_tokenize(model.tokenizer)
     ours = CorefData(model)
-    _same(ours(doc, ents, max_ents, max_words, batchsize=batchsize), theirs)
-    _same(ours(doc, ents, max_ents, max_words, batchsize=batchsize), theirs, "second call, remembered ids")
+    first = ours(doc, ents, max_ents, max_words, batchsize=batchsize)
+    second = ours(doc, ents, max_ents, max_words, batchsize=batchsize)
+    for position in LAZY:
+        assert isinstance(first[position], LazyBatches)
+    _same(_as_lists(first), theirs)
+    _same(_as_lists(second), theirs, "second call, remembered ids")
+    # upstream's forward reads a batch's four large tensors in turn, batch after batch, and indexes from the end
+    for b in range(-len(theirs[0]), len(theirs[0])):
+        for position in LAZY:
+            _same(first[position][b], theirs[position][b], f"[{position}][{b}] read by index")
+    with pytest.raises(IndexError):
+        first[0][len(theirs[0])]
+
+
+def test_coref_get_data_holds_one_batch_at_a_time(vocab_file: Path) -> None:
+    """A book's coref tensors are never all alive: reading batch b+1 frees batch b's (when no one else holds it)."""
+    class Coref:
+        tokenizer = _tokenizer(vocab_file, ["[CAP]"])
+        get_mention_width_bucket = coref_module.BERTCorefTagger.get_mention_width_bucket
+
+    doc = [["[CLS]", "the", "emma", "said", "[SEP]"]] * 6
+    ents = [[pipelines.Entity(1, 2, in_quote=0)] for _ in doc]
+    out = CorefData(Coref())(doc, ents, 1, 5, batchsize=2)
+    assert len(out[0]) == 3
+    first = [weakref.ref(out[position][0]) for position in LAZY]
+    assert all(ref() is not None for ref in first)  # the last batch read is kept for its other tensors
+    for position in LAZY:
+        out[position][1]
+    assert all(ref() is None for ref in first)
+
+
+LAZY = (0, 7, 8, 9)
+"""Positions of get_data's output built one batch at a time: mention matrix, ids, masks, transforms."""
+
+
+def _as_lists(out: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(list(part) if isinstance(part, LazyBatches) else part for part in out)
 
 
 NAMES = ["Emma", "Emma Woodhouse", "Miss Woodhouse", "Harriet", "Mr. Knightley", "Knightley", "she", "her",

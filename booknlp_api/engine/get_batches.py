@@ -9,16 +9,22 @@ The batch order and sizes are parameters (``order``, ``sizes``) so another mode 
 ``upstream_order`` and ``upstream_sizes`` give upstream's: chunks sorted by word-piece count with
 ``np.argsort``'s default sort, 32 per batch until a batch's longest chunk passes 100 pieces (then 12) or
 200 pieces (then 6).
+
+The averaging matrices (~2 KB per token of the book) are ``LazyBatches``: each batch's is built when the
+tagger reads it, so a book never holds all of them at once (``engine/lazy_batches.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import torch
+
+from booknlp_api.engine.lazy_batches import LazyBatches
 
 Ints = npt.NDArray[np.int64]
 Sentence = Sequence[Sequence[str]]
@@ -32,10 +38,12 @@ class Batches:
     sents: list[list[list[str]]]
     data: list[torch.Tensor]
     mask: list[torch.Tensor]
-    transforms: list[torch.Tensor]
+    transforms: Sequence[torch.Tensor]
     orig_token_lens: list[torch.Tensor]
     ordering: Ints
     order_to_batch_map: list[tuple[int, int, int]]
+    shapes: list[tuple[Ints, int, int]] = field(default_factory=list, repr=False)
+    """Each batch's chunks, longest chunk in tokens and in pieces: what its transform is built from."""
 
     def upstream(self) -> tuple[object, ...]:
         return (self.sents, self.data, self.mask, self.transforms, self.orig_token_lens, self.ordering,
@@ -82,28 +90,33 @@ def get_batches(convert_tokens_to_ids: Callable[[list[str]], list[int]], sentenc
         out.order_to_batch_map.extend((number, size, j) for j in range(size))
         members = ordering[start:start + size]
         start += size
-        _add_batch(out, sentences, piece_lens, ids, offsets, members)
-    return out
+        _add_batch(out, sentences, ids, offsets, members)
+
+    def transform(b: int) -> torch.Tensor:
+        members, max_tokens, max_len = out.shapes[b]
+        matrix = np.zeros((len(members), max_tokens, max_len), dtype=np.float32)
+        for row, m in enumerate(members):
+            lens = piece_lens[m]
+            token = np.repeat(np.arange(len(lens)), lens)
+            # upstream stores the Python float 1./len(toks) and converts it to float32
+            weight = (1.0 / np.maximum(lens, 1)).astype(np.float32)
+            matrix[row, token, np.arange(len(token))] = weight[token]
+        return torch.from_numpy(matrix)
+
+    return dataclasses.replace(out, transforms=LazyBatches(len(out.shapes), transform))
 
 
-def _add_batch(out: Batches, sentences: Sequence[Sentence], piece_lens: list[Ints], ids: Ints,
-               offsets: Ints, members: Ints) -> None:
+def _add_batch(out: Batches, sentences: Sequence[Sentence], ids: Ints, offsets: Ints, members: Ints) -> None:
     max_len = max(int(offsets[m + 1] - offsets[m]) for m in members)
     max_tokens = max(len(sentences[m]) for m in members)
     data = np.zeros((len(members), max_len), dtype=np.int64)
     mask = np.zeros((len(members), max_len), dtype=np.float32)
-    transform = np.zeros((len(members), max_tokens, max_len), dtype=np.float32)
     for row, m in enumerate(members):
-        lens = piece_lens[m]
         n = int(offsets[m + 1] - offsets[m])
         data[row, :n] = ids[offsets[m]:offsets[m + 1]]
         mask[row, :n] = 1
-        token = np.repeat(np.arange(len(lens)), lens)
-        # upstream stores the Python float 1./len(toks) and converts it to float32
-        weight = (1.0 / np.maximum(lens, 1)).astype(np.float32)
-        transform[row, token, np.arange(n)] = weight[token]
     out.sents.append([[" ".join(toks) for toks in sentences[m]] for m in members])
     out.data.append(torch.from_numpy(data))
     out.mask.append(torch.from_numpy(mask))
-    out.transforms.append(torch.from_numpy(transform))
+    out.shapes.append((members, max_tokens, max_len))
     out.orig_token_lens.append(torch.tensor([len(sentences[m]) for m in members], dtype=torch.int64))

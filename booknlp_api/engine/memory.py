@@ -9,8 +9,11 @@ kernel and retried until its attempts run out.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +92,31 @@ def available_memory(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
         if value.isdigit() and int(value) < _NO_LIMIT:
             return int(value)
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _load_libc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back
+        return None
+
+
+_MALLOC_TRIM = _load_libc_trim()
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``); False where unsupported.
+
+    glibc keeps freed blocks below its (self-raising, up to 32 MiB) mmap threshold in the heap: after a
+    stage's tensors are freed a worker still holds their pages, ~1 GiB at 100K tokens, for the rest of
+    the run and, after a long book, while it waits for the next job. Output is untouched: only free
+    pages are released.
+    """
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
 
 
 def _gib(value: int) -> str:

@@ -29,7 +29,7 @@ from booknlp_api.engine.errors import (
     StageFailed,
 )
 from booknlp_api.engine.instrument import TrackerSlot, instrument
-from booknlp_api.engine.memory import available_memory, check_fits, profile_for
+from booknlp_api.engine.memory import available_memory, check_fits, profile_for, release_free_memory
 from booknlp_api.engine.native import write_native
 from booknlp_api.engine.pipeline import Pipeline, parse_pipeline
 from booknlp_api.engine.precision import FAST, FastMode, Precision
@@ -203,6 +203,7 @@ class NLPService:
                 self._slot.tracker = None
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
+                release_free_memory()  # an idle worker should not keep a long book's pages
 
     def _parser(self, precision: Precision) -> Any:
         """What the parse stage calls ``tag(text)`` on: upstream's spaCy pipeline, split over processes in fast mode."""
@@ -245,6 +246,7 @@ class NLPService:
             finally:
                 if chatter.getvalue():
                     log.debug("booknlp (%s): %s", name, chatter.getvalue().strip()[-2000:])
+                release_free_memory()  # the stage's freed transients, before the next stage's arrive
         tracker.finish()
         return time.monotonic() - started
 

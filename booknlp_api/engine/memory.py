@@ -33,9 +33,12 @@ class MemoryProfile:
     """Bytes each token of the book adds to the run's peak."""
 
 
-SMALL = MemoryProfile(base=1536 * 2**20, per_token=24 * 1024)
-"""Fitted above the peaks measured with the small architecture on CPU (docs/PERFORMANCE.md): 2.26 GiB at
-40K tokens, 5.89 GiB for *Emma* (~200K counted tokens), 16.6 GiB at ~700K; the estimates are 2.4, 6.1, 17.5."""
+SMALL = MemoryProfile(base=2560 * 2**20, per_token=5 * 1024)
+"""Fitted above the peaks measured with the small architecture on CPU since batches are built lazily and freed
+pages returned (docs/PERFORMANCE.md, "Long books: memory"): a ~708K-token book peaks in the spaCy parse at
+4.44 GiB (estimate 6.0); the 102K-token book peaked at 2.99 GiB in coref before that change, which only
+lowers peaks (estimate 3.0). The parse's ~5.6 KB per token overtakes the slope only past ~3M tokens, beyond
+``BOOKNLP_MAX_JOB_CHARS``'s default."""
 BIG = MemoryProfile(base=4096 * 2**20, per_token=26 * 1024)
 """The big architecture adds ~2.6 GiB of models (measured at 11K tokens); its per-token cost is assumed
 slightly above the small one's (not yet measured on a long book)."""

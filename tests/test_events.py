@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.corpus import text_path
 from tests.server_process import Server, running_server
 
-CHAPTER = ("“My dear Mr. Bennet,” said his lady to him one day, “have you heard that Netherfield Park is let "
-           "at last?” Mr. Bennet replied that he had not. ") * 8
+BOOK = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")[20_000:60_000]
+"""Long enough (~9K tokens) that the job runs for seconds after the hold is lifted: the stream sees it move."""
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def server(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         yield server
 
 
-def _events(server: Server, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+def _events(server: Server, job_id: str, release: Path | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Every event of the job's stream; ``release`` (a hold file) is removed once the first event has come."""
     events: list[tuple[str, dict[str, Any]]] = []
     kind = ""
     with server.client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=httpx.Timeout(300)) as response:
@@ -34,17 +36,19 @@ def _events(server: Server, job_id: str) -> list[tuple[str, dict[str, Any]]]:
                 kind = line[len("event: "):]
             elif line.startswith("data: "):
                 events.append((kind, json.loads(line[len("data: "):])))
+                if release is not None:
+                    release.unlink(missing_ok=True)
     return events
 
 
 def test_a_running_job_streams_its_progress_and_ends_with_the_finished_job(server: Server) -> None:
-    server.hold.touch()  # the job waits before its first BERT batch: the stream sees it queued or running first
-    job_id = server.submit(CHAPTER)
+    server.hold.touch()  # the job waits before its first BERT batch until the stream has begun
     try:
+        job_id = server.submit(BOOK)
         server.wait(job_id, lambda job: job["status"] == "running")
+        events = _events(server, job_id, release=server.hold)
     finally:
-        server.hold.unlink()
-    events = _events(server, job_id)
+        server.hold.unlink(missing_ok=True)
     kinds = [kind for kind, _ in events]
     assert kinds[0] == "status" and kinds[-1] == "end" and kinds.count("end") == 1, kinds
     assert "progress" in kinds

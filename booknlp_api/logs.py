@@ -87,3 +87,6 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # alembic names each of its plugins at INFO when a process first opens the job database: seven lines of
+    # noise at every start. Migrations actually applied are still logged (alembic.runtime.migration).
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,3 +75,11 @@ def test_a_500_carries_the_request_id_and_is_counted_under_its_route(tmp_path: P
     counts = {tuple(sorted(s.labels.items())): s.value for family in text_string_to_metric_families(scraped)
               for s in family.samples if s.name == "booknlp_http_requests_total"}
     assert counts[(("method", "GET"), ("route", "/v1/broken/{item_id}"), ("status", "500"))] >= 1
+
+
+def test_a_command_that_opens_the_job_database_logs_no_alembic_plugin_chatter(tmp_path: Path) -> None:
+    env = {**os.environ, "BOOKNLP_DATA_DIR": str(tmp_path), "BOOKNLP_LOG_LEVEL": "info"}
+    done = subprocess.run([sys.executable, "-m", "booknlp_api.cli", "keys", "list"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert "Running upgrade" in done.stderr  # the new database's migrations still show at INFO ...
+    assert "setup plugin" not in done.stderr  # ... alembic's plugin list does not

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from booknlp_api.api.job_schemas import JobPublic
-from booknlp_api.jobs.batches import Batch
-from booknlp_api.jobs.records import JOB_STATUSES
-from booknlp_api.jobs.service import JobService
+from booknlp_api.vocabulary import JOB_STATUSES
+
+if TYPE_CHECKING:  # the client imports these schemas: keep the job store (and torch) out of its imports
+    from booknlp_api.jobs.batches import Batch
+    from booknlp_api.jobs.service import JobService
 
 
 class BatchLinks(BaseModel):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from booknlp_api.api.schemas import NON_BLANK, AnalysisOptions
-from booknlp_api.engine.precision import Precision
-from booknlp_api.jobs.records import Job, JobStatus
+from booknlp_api.vocabulary import JobStatus, Precision
+
+if TYPE_CHECKING:  # the client imports these schemas: keep the job store (and torch) out of its imports
+    from booknlp_api.jobs.records import Job
 
 JOB_LINKS = {  # OpenAPI links: what a client (or a stateful fuzzer) can do next with the id it was given
     name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}

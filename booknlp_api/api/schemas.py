@@ -6,10 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from booknlp_api.engine.pipeline import PIPES, REQUIRES, Pipe
-from booknlp_api.engine.precision import Precision
-from booknlp_api.engine.result_schema import SECTIONS, Section
-from booknlp_api.engine.service import BOOK_ID
+from booknlp_api.vocabulary import BOOK_ID, PIPES, REQUIRES, SECTIONS, Pipe, Precision, Section
 
 SYNTHETIC_NOTE = "True for random-weight models (testing only): their output is linguistically meaningless."
 

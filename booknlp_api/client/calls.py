@@ -21,8 +21,8 @@ from booknlp_api.api.batch_schemas import BatchPublic
 from booknlp_api.api.job_schemas import JobCreate, JobOptions, JobPublic, JobsPublic
 from booknlp_api.api.schemas import AnalyzeRequest, InfoPublic, ReadyPublic
 from booknlp_api.client.errors import BookNLPError, InvalidRequest, error_for, retry_after
-from booknlp_api.engine.book_archive import ARCHIVE_SUFFIXES
 from booknlp_api.engine.result_schema import AnalysisResult
+from booknlp_api.vocabulary import ARCHIVE_SUFFIXES
 
 T = TypeVar("T")
 ResultFormat = Literal["json", "native", "html"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from booknlp_api.client.connection import DEFAULT_URL, KEY_VARIABLE, URL_VARIABLE
 from booknlp_api.client.errors import BookNLPError
-from booknlp_api.engine.book_archive import ARCHIVE_SUFFIXES
+from booknlp_api.vocabulary import ARCHIVE_SUFFIXES
 
 if TYPE_CHECKING:
     from booknlp_api.client.sync import Client

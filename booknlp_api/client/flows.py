@@ -20,7 +20,7 @@ from booknlp_api.client.calls import Call
 from booknlp_api.client.errors import BookNLPError, JobFailed
 from booknlp_api.client.progress import BatchBar, JobBar
 from booknlp_api.engine.result_schema import AnalysisResult
-from booknlp_api.jobs.records import FINISHED
+from booknlp_api.vocabulary import FINISHED
 
 T = TypeVar("T")
 Flow = Generator["Call[Any] | float", Any, T]

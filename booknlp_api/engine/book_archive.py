@@ -21,8 +21,8 @@ from typing import IO
 from booknlp_api.engine.book_file import BOOK_SUFFIXES
 from booknlp_api.engine.errors import InvalidInput
 from booknlp_api.engine.text import GZIP_MAGIC
+from booknlp_api.vocabulary import ARCHIVE_SUFFIXES
 
-ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 _CHUNK = 1 << 16
 
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from booknlp_api.engine.errors import InvalidPipeline
-
-Pipe = Literal["entity", "quote", "supersense", "event", "coref"]
-PIPES: tuple[Pipe, ...] = ("entity", "quote", "supersense", "event", "coref")
-"""All pipes, in upstream's order; the default pipeline."""
-
-REQUIRES: dict[str, tuple[str, ...]] = {"quote": ("entity",), "coref": ("entity", "quote")}
+from booknlp_api.vocabulary import PIPES, REQUIRES
+from booknlp_api.vocabulary import Pipe as Pipe  # re-exported: the names live in the light vocabulary module
 
 
 @dataclass(frozen=True)

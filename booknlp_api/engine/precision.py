@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-Precision = Literal["exact", "fast"]
-PRECISIONS: tuple[Precision, ...] = ("exact", "fast")
+from booknlp_api.vocabulary import PRECISIONS as PRECISIONS  # re-exported: defined in the light vocabulary module
+from booknlp_api.vocabulary import Precision as Precision
 
 
 @dataclass(frozen=True)

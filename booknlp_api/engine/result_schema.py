@@ -11,9 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Section = Literal["tokens", "entities", "quotes", "supersenses", "events", "characters"]
-SECTIONS: tuple[Section, ...] = ("tokens", "entities", "quotes", "supersenses", "events", "characters")
-"""Every section a result can carry, in response order."""
+from booknlp_api.vocabulary import SECTIONS as SECTIONS  # re-exported: defined in the light vocabulary module
+from booknlp_api.vocabulary import Section as Section
 
 MentionKind = Literal["PROP", "NOM", "PRON"]
 EntityCategory = Literal["PER", "LOC", "FAC", "GPE", "VEH", "ORG"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -38,10 +37,10 @@ from booknlp_api.engine.split_parse import SplitParser
 from booknlp_api.engine.stages import STAGES, Book
 from booknlp_api.models.bert import import_upstream
 from booknlp_api.models.manifest import ModelError, ModelManifest, available_models, read_manifest, verify
+from booknlp_api.vocabulary import BOOK_ID
 
 log = logging.getLogger(__name__)
 
-BOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from booknlp_api.engine.errors import (
     EngineError,
     StageFailed,
 )
-from booknlp_api.engine.precision import Precision
 from booknlp_api.engine.service import RunSummary
-
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+from booknlp_api.vocabulary import FINISHED as FINISHED  # re-exported: defined in the light vocabulary module
+from booknlp_api.vocabulary import JOB_STATUSES as JOB_STATUSES
+from booknlp_api.vocabulary import JobStatus, Precision
 
 
 @dataclass(frozen=True)

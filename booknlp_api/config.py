@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(
         120.0, gt=0, description="A request body must arrive within this many seconds (else 408)."
     )
+    head_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request line and headers must arrive within this many seconds of the connection "
+        "(or of their first byte on a kept-alive one), else 408 and the connection is closed."
+    )
 
     @model_validator(mode="after")
     def _lease_outlives_heartbeats(self) -> Settings:

@@ -86,6 +86,26 @@ def test_every_response_says_nosniff_deny_and_loads_nothing(tmp_path: Path) -> N
         assert "frame-ancestors 'none'" in docs and "'unsafe-inline'" not in docs.split("; ")[1]
 
 
+def test_a_500_gets_the_security_headers_and_hides_the_exception(tmp_path: Path) -> None:
+    app = create_app(_settings(tmp_path))
+
+    async def broken() -> None:
+        raise RuntimeError("secret detail of the failure")
+
+    app.add_api_route("/v1/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/v1/broken")
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal_error", "details": None,
+                                         "message": "an unexpected error occurred; it has been logged"}}
+    assert "secret" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["content-security-policy"] == API_POLICY
+    assert response.headers["x-request-id"]
+
+
 def test_html_gets_a_sandboxed_policy() -> None:
     page = Route("/report", lambda _: HTMLResponse("<script>document.title = 'ran'</script>"))
     app = SecurityHeaders(Starlette(routes=[page]))
@@ -118,6 +138,54 @@ def test_a_trickled_body_gets_408_and_the_connection_is_closed(tmp_path: Path) -
     assert status.startswith(b"HTTP/1.1 408"), answer[:300]
     assert json.loads(body)["error"]["code"] == "body_timeout"
     assert waited < 30, "the server, not the client's patience, ended the exchange"
+
+
+def _head_timeout_answer(address: tuple[str, int], sent: bytes = b"", trickle: bytes = b"") -> tuple[bytes, float]:
+    started = time.monotonic()
+    answer = _exchange(address, sent, trickle=trickle)
+    return answer, time.monotonic() - started
+
+
+def _assert_head_timeout(answer: bytes) -> None:
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"X-Content-Type-Options: nosniff" in status and b"Connection: close" in status
+    assert json.loads(body)["error"]["code"] == "head_timeout"
+
+
+def test_a_silent_or_trickled_head_gets_408_and_the_connection_is_closed(tmp_path: Path) -> None:
+    with serving(_settings(tmp_path, head_timeout_seconds=1)) as address:
+        answer, waited = _head_timeout_answer(address)  # connects and sends nothing
+        _assert_head_timeout(answer)
+        assert waited < 20, "the server, not the client's patience, ended the exchange"
+        # A fresh connection that trickles its request line and headers a byte at a time (0.2 s apart).
+        answer, waited = _head_timeout_answer(address, trickle=b"GET /v1/health HTTP/1.1\r\nHost: test\r\n" * 5)
+        _assert_head_timeout(answer)
+        assert waited < 20
+
+
+def test_kept_alive_connections_get_a_fresh_head_deadline_per_request(tmp_path: Path) -> None:
+    request = b"GET /v1/health HTTP/1.1\r\nHost: test\r\n\r\n"
+    with serving(_settings(tmp_path, head_timeout_seconds=1)) as address, \
+            socket.create_connection(address, timeout=30) as sock:
+        reader = sock.makefile("rb")
+
+        def answer() -> bytes:
+            status = reader.readline()
+            length = 0
+            while (line := reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+            return status
+
+        for _ in range(3):  # each request on the connection well within the deadline, with pauses between
+            sock.sendall(request)
+            assert answer().startswith(b"HTTP/1.1 200")
+            time.sleep(0.7)  # under uvicorn's keep-alive (5 s); the head deadline restarts with the next head
+        sock.sendall(request[:10])  # then a head that stalls: answered 408 about a second after its first byte
+        assert answer().startswith(b"HTTP/1.1 408")
+        assert reader.read() == b"", "the connection was closed"
 
 
 def test_headers_beyond_the_cap_are_refused(tmp_path: Path) -> None:

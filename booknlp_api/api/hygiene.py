@@ -1,10 +1,11 @@
 """HTTP hygiene: security headers on every response, an opt-in CORS allowlist, a deadline on request bodies.
 
 - ``X-Content-Type-Options: nosniff`` and frame denial (``X-Frame-Options: DENY``, CSP ``frame-ancestors
-  'none'``) everywhere. Every response gets a Content-Security-Policy unless its route set its own (the
-  docs pages do, ``api.docs``): JSON and files load nothing (``default-src 'none'``), and HTML results
-  (BookNLP's character report, which copies the book's words into HTML unescaped) are also sandboxed, so
-  markup inside a book can never run as script.
+  'none'``) everywhere, 500s included (the middleware wraps the whole stack, Starlette's error middleware too).
+  Every response gets a Content-Security-Policy unless its route set its own (the docs pages do,
+  ``api.docs``): JSON and files load nothing (``default-src 'none'``), and HTML results (BookNLP's character
+  report, which copies the book's words into HTML unescaped) are also sandboxed, so markup inside a book can
+  never run as script. Request heads have a deadline too (``api.head_deadline``).
 - CORS only for the origins in ``cors_origins``; unset, no CORS header is ever sent (browsers refuse
   cross-origin reads), which is right for a service called by servers.
 - A body must arrive within ``body_timeout_seconds`` of its first byte being awaited: a client trickling
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -34,15 +36,31 @@ _CORS_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"
 _CORS_EXPOSED = ["Location", "Retry-After", "RateLimit", "RateLimit-Policy", "Idempotent-Replayed", "X-Request-ID"]
 
 
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+"""On every response, with a Content-Security-Policy (``API_POLICY`` unless the route set its own)."""
+
+
 def install_hygiene(app: FastAPI, settings: Settings) -> None:
-    """Add the middleware; call it after the other middleware so that these headers reach every response."""
+    """Add the middleware; call it after the other middleware so that CORS answers before the body limits."""
     app.add_middleware(RequestLimits, max_header_bytes=settings.max_header_bytes,
                        body_seconds=settings.body_timeout_seconds)
     origins = cors_origins(settings)
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=_CORS_HEADERS, expose_headers=_CORS_EXPOSED, max_age=600)
-    app.add_middleware(SecurityHeaders)
+    # Outside the whole stack: a 500 is answered by Starlette's ServerErrorMiddleware, which sits outside
+    # every middleware added with add_middleware, so only a wrapper around the built stack sees it.
+    wrap_outermost(app, SecurityHeaders)
+
+
+def wrap_outermost(app: FastAPI, middleware: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Wrap ``middleware`` around the built stack, error middleware included (the last one wrapped is outermost)."""
+    build = app.build_middleware_stack
+
+    def outermost() -> ASGIApp:
+        return middleware(build())
+
+    app.build_middleware_stack = outermost  # type: ignore[method-assign]
 
 
 def cors_origins(settings: Settings) -> list[str]:
@@ -61,9 +79,8 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["X-Frame-Options"] = "DENY"
-                headers["Referrer-Policy"] = "no-referrer"
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
                 if "content-security-policy" not in headers:
                     html = headers.get("content-type", "").startswith("text/html")
                     headers["Content-Security-Policy"] = HTML_POLICY if html else API_POLICY

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from booknlp_api.api.hygiene import wrap_outermost
 from booknlp_api.logs import request_id
 
 HEADER = "X-Request-ID"
@@ -44,9 +45,4 @@ class RequestIds:
 
 
 def install_request_ids(app: FastAPI) -> None:
-    build = app.build_middleware_stack
-
-    def outermost() -> ASGIApp:
-        return RequestIds(build())
-
-    app.build_middleware_stack = outermost  # type: ignore[method-assign]
+    wrap_outermost(app, RequestIds)

@@ -8,6 +8,7 @@ import logging
 import uvicorn
 
 from booknlp_api.api.app import create_app
+from booknlp_api.api.head_deadline import with_head_deadline
 from booknlp_api.config import Settings
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,13 @@ def exposure_refusal(settings: Settings, *, insecure: bool) -> str | None:
 def server_config(settings: Settings) -> uvicorn.Config:
     """The app under uvicorn as ``serve`` runs it (tests start the same configuration in a thread)."""
     # One uvicorn process: each would start its own BOOKNLP_WORKERS worker processes (model copies).
-    # h11, not httptools: only h11 takes a cap on the request head (the headers a client may send).
+    # h11, not httptools: only h11 takes a cap on the request head (the headers a client may send); our
+    # subclass of its protocol adds a deadline on the head (api.head_deadline).
     # log_config=None: uvicorn's access and error loggers keep no handler of their own and reach the
     # process's one handler (booknlp_api.logs), so they share its format and request ids.
     return uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                          workers=1, log_config=None, http="h11",
+                          workers=1, log_config=None,
+                          http=with_head_deadline(settings.head_timeout_seconds),
                           h11_max_incomplete_event_size=settings.max_header_bytes)
 
 

@@ -178,9 +178,13 @@ def test_the_cli_submits_books_waits_writes_their_files_and_manages_jobs(server:
     printed = capsys.readouterr()
     ids = [line.split("\t")[0] for line in printed.out.splitlines() if "\t" in line]
     assert len(ids) == 2 and "100%" in printed.err
-    for name in ("first", "second"):
+    for name, job_id in zip(("first", "second"), ids):
         assert zipfile.ZipFile(out / f"{name}.zip").namelist()
         assert AnalysisResult.model_validate_json((out / f"{name}.json").read_bytes()).pipeline == ["entity", "quote"]
+        # the files hold the server's bytes as it sent them, not a re-serialisation of the parsed result
+        assert (out / f"{name}.json").read_bytes() == server.client.get(f"/v1/jobs/{job_id}/result").content
+        assert (out / f"{name}.zip").read_bytes() == _served(server, job_id, "native")
+    assert not list(out.glob("*.part"))
 
     assert main(["jobs", "list", "--status", "succeeded", "--limit", "100", *connection]) == 0
     assert set(ids) <= {line.split("\t")[0] for line in capsys.readouterr().out.splitlines()}
@@ -229,3 +233,36 @@ def test_a_corpus_goes_as_one_batch_from_files_an_archive_and_the_cli(client: Cl
     assert sorted(zipfile.ZipFile(out / "corpus.zip").namelist()) == ["a.json", "a.zip", "b.json", "b.zip",
                                                                        "batch.csv"]
     assert (out / "corpus.csv").read_text(encoding="utf-8").count("succeeded") == 2
+
+
+def _served(server: Server, job_id: str, result_format: str) -> bytes:
+    return server.client.get(f"/v1/jobs/{job_id}/result", params={"format": result_format}).content
+
+
+def test_download_streams_the_servers_bytes_into_a_path_or_an_open_file_and_an_error_leaves_no_file(
+        client: Client, server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from booknlp_api.cli import main
+
+    job = client.submit(CHAPTER, book_id="saved", cache=False)  # every pipe: the HTML report needs coref
+    client.wait(job, timeout=300, poll=0.5)
+    assert client.download(job, tmp_path / "saved.json") == tmp_path / "saved.json"
+    assert (tmp_path / "saved.json").read_bytes() == _served(server, job.id, "json")
+    opened = io.BytesIO()
+    client.download(job.id, opened, "html")
+    assert opened.getvalue() == _served(server, job.id, "html") and b"<html" in opened.getvalue().lower()
+    with pytest.raises(NotFound):
+        client.download("0" * 32, tmp_path / "missing.zip", "native")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["saved.json"]
+    connection = ["--server", str(server.client.base_url), "--key", TEST_KEY]  # the CLI: to a file, to stdout
+    assert main(["jobs", "result", job.id, "--format", "html", "--out", str(tmp_path / "saved.html"), *connection]) == 0
+    assert (tmp_path / "saved.html").read_bytes() == _served(server, job.id, "html")
+    capsys.readouterr()
+    assert main(["jobs", "result", job.id, *connection]) == 0
+    assert capsys.readouterr().out.encode("utf-8") == _served(server, job.id, "json")
+
+    async def run() -> bytes:
+        async with AsyncClient(str(server.client.base_url), api_key=TEST_KEY, timeout=120) as twin:
+            await twin.download(job, tmp_path / "saved.zip", "native")
+        return (tmp_path / "saved.zip").read_bytes()
+
+    assert asyncio.run(run()) == _served(server, job.id, "native")

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from booknlp_api.client import flows
+from booknlp_api.client import calls, flows
 from booknlp_api.client.calls import Call
 from booknlp_api.client.connection import Connection
 from booknlp_api.client.methods import ServiceMethods
@@ -41,7 +41,7 @@ class AsyncClient(ServiceMethods):
                 reply: Any = None
                 if isinstance(step, Call):
                     try:
-                        reply = await self._http.send(step.request(self._http))
+                        reply = await self._send(step)
                     except httpx.TransportError as exc:
                         step = flow.throw(exc)
                         continue
@@ -50,3 +50,18 @@ class AsyncClient(ServiceMethods):
                 step = flow.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+
+    async def _send(self, call: Call[Any]) -> httpx.Response:
+        if call.into is None:
+            return await self._http.send(call.request(self._http))
+        response = await self._http.send(call.request(self._http), stream=True)
+        try:
+            if response.status_code in call.ok:
+                with calls.saving(call.into) as out:
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+            else:
+                await response.aread()  # the error shape, for the exception
+        finally:
+            await response.aclose()
+        return response

@@ -9,10 +9,11 @@ from __future__ import annotations
 import gzip
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, BinaryIO, Generic, Literal, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -27,6 +28,8 @@ from booknlp_api.vocabulary import ARCHIVE_SUFFIXES
 T = TypeVar("T")
 ResultFormat = Literal["json", "native", "html"]
 Source = str | bytes | os.PathLike[str]
+Destination = str | os.PathLike[str] | BinaryIO
+"""Where a downloaded body goes: a file path (written whole or not at all) or an open binary file."""
 
 RETRY_STATUSES = frozenset({429, 503})
 _LIST_FIELDS = ("pipeline", "sections", "exclude")
@@ -43,6 +46,8 @@ class Call(Generic[T]):
     data: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     ok: frozenset[int] = frozenset({200})
+    into: Destination | None = None
+    """A successful answer's body is streamed here, as the server sent it, instead of being held in memory."""
 
     def request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         return client.build_request(self.method, self.path, params=self.params, json=self.json, files=self.files,
@@ -52,6 +57,23 @@ class Call(Generic[T]):
         if response.status_code not in self.ok:
             raise error_for(response)
         return self.parse(response)
+
+
+@contextmanager
+def saving(into: Destination) -> Iterator[BinaryIO]:
+    """A file to stream a body into: a path gets a ``.part`` file renamed over it once complete, so an
+    interrupted download never leaves a truncated result under the real name."""
+    if not isinstance(into, str | os.PathLike):
+        yield into
+        return
+    path = Path(into)
+    part = path.with_name(f"{path.name}.part")
+    try:
+        with part.open("wb") as out:
+            yield out
+        part.replace(path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def retry_delay(response: httpx.Response, attempt: int, max_retries: int, backoff: float) -> float | None:
@@ -147,14 +169,25 @@ def cancel(job_id: str) -> Call[JobPublic]:
 
 def result(job_id: str, result_format: ResultFormat, sections: list[str] | None,
            exclude: list[str] | None) -> Call[AnalysisResult | bytes | str]:
+    parse: Callable[[httpx.Response], AnalysisResult | bytes | str] = {
+        "json": _model(AnalysisResult), "native": lambda r: r.content, "html": lambda r: r.text}[result_format]
+    return Call("GET", f"/v1/jobs/{job_id}/result", parse, params=_result_params(result_format, sections, exclude))
+
+
+def download(job_id: str, into: Destination, result_format: ResultFormat, sections: list[str] | None,
+             exclude: list[str] | None) -> Call[Destination]:
+    """A result's body streamed into a file byte for byte (never parsed and serialised again)."""
+    return Call("GET", f"/v1/jobs/{job_id}/result", lambda _: into,
+                params=_result_params(result_format, sections, exclude), into=into)
+
+
+def _result_params(result_format: str, sections: list[str] | None, exclude: list[str] | None) -> dict[str, Any]:
     params: dict[str, Any] = {"format": result_format}
     if sections is not None:
         params["sections"] = sections
     if exclude is not None:
         params["exclude"] = exclude
-    parse: Callable[[httpx.Response], AnalysisResult | bytes | str] = {
-        "json": _model(AnalysisResult), "native": lambda r: r.content, "html": lambda r: r.text}[result_format]
-    return Call("GET", f"/v1/jobs/{job_id}/result", parse, params=params)
+    return params
 
 
 def submit_batch(sources: Sequence[Source | tuple[str, bytes]], options: dict[str, Any],
@@ -185,6 +218,11 @@ def batch_result(batch_id: str, result_format: Literal["zip", "csv"]) -> Call[by
     parse: Callable[[httpx.Response], bytes | str] = (lambda r: r.content) if result_format == "zip" \
         else (lambda r: r.text)
     return Call("GET", f"/v1/batches/{batch_id}/result", parse, params={"format": result_format})
+
+
+def download_batch(batch_id: str, into: Destination, result_format: Literal["zip", "csv"]) -> Call[Destination]:
+    return Call("GET", f"/v1/batches/{batch_id}/result", lambda _: into, params={"format": result_format},
+                into=into)
 
 
 def batch_id_of(batch_or_id: BatchPublic | str) -> str:

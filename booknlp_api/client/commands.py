@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -98,8 +97,8 @@ def _submit(args: argparse.Namespace, client: Client) -> int:
             continue
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / f"{job.book_id}.zip").write_bytes(_bytes(client.result(job, "native")))
-            (args.out / f"{job.book_id}.json").write_bytes(_bytes(client.result(job, "json")))
+            client.download(job, args.out / f"{job.book_id}.zip", "native")  # the server's bytes, as sent
+            client.download(job, args.out / f"{job.book_id}.json", "json")
             print(f"{job.book_id}: {args.out / job.book_id}.zip, .json")
     return 1 if failed else 0
 
@@ -114,8 +113,8 @@ def _submit_archive(args: argparse.Namespace, client: Client, archive: Path, opt
     if args.out:
         stem = archive.name.split(".")[0] or "batch"
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"{stem}.zip").write_bytes(_bytes(client.batch_result(batch, "zip")))
-        (args.out / f"{stem}.csv").write_bytes(_bytes(client.batch_result(batch, "csv")))
+        client.download_batch(batch, args.out / f"{stem}.zip", "zip")
+        client.download_batch(batch, args.out / f"{stem}.csv", "csv")
         print(f"{archive}: {args.out / stem}.zip, .csv")
     return 0 if batch.counts.get("succeeded") == batch.books else 1
 
@@ -140,22 +139,14 @@ def _cancel(args: argparse.Namespace, client: Client) -> int:
 
 
 def _result(args: argparse.Namespace, client: Client) -> int:
-    data = _bytes(client.result(args.job_id, args.format))
     out = args.out
     if out is None and args.format == "native":
         out = Path(f"{client.job(args.job_id).book_id}.zip")
     if out is None:
-        sys.stdout.buffer.write(data)
         sys.stdout.flush()
+        client.download(args.job_id, sys.stdout.buffer, args.format)
+        sys.stdout.buffer.flush()
     else:
-        out.write_bytes(data)
+        client.download(args.job_id, out, args.format)
         print(out, file=sys.stderr)
     return 0
-
-
-def _bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return json.dumps(value.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")

@@ -14,7 +14,7 @@ from booknlp_api.api.batch_schemas import BatchPublic
 from booknlp_api.api.job_schemas import JobPublic, JobsPublic
 from booknlp_api.api.schemas import InfoPublic, ReadyPublic
 from booknlp_api.client import calls, flows
-from booknlp_api.client.calls import Call, ResultFormat, Source
+from booknlp_api.client.calls import Call, Destination, ResultFormat, Source
 from booknlp_api.client.connection import Connection
 from booknlp_api.engine.result_schema import AnalysisResult
 
@@ -52,6 +52,12 @@ class ServiceMethods:
         """``json``: an ``AnalysisResult``; ``native``: the zip of BookNLP's own files (bytes); ``html``: its page."""
         return self._one(calls.result(calls.job_id_of(job), format, sections, exclude))
 
+    def download(self, job: JobPublic | str, into: Destination, format: ResultFormat = "json", *,
+                 sections: list[str] | None = None, exclude: list[str] | None = None) -> Destination:
+        """The result streamed into ``into`` (a path, or an open binary file) exactly as the server sent it; a path
+        appears only once the whole body has arrived. Returns ``into``."""
+        return self._one(calls.download(calls.job_id_of(job), into, format, sections, exclude))
+
     def cancel(self, job: JobPublic | str) -> JobPublic:
         """Cancel a queued job, or ask a running one to stop at its next stage or batch."""
         return self._one(calls.cancel(calls.job_id_of(job)))
@@ -81,6 +87,11 @@ class ServiceMethods:
     def batch_result(self, batch: BatchPublic | str, format: Literal["zip", "csv"] = "zip") -> bytes | str:
         """``zip``: every book's native files and JSON, and batch.csv (bytes); ``csv``: the corpus table (str)."""
         return self._one(calls.batch_result(calls.batch_id_of(batch), format))
+
+    def download_batch(self, batch: BatchPublic | str, into: Destination,
+                       format: Literal["zip", "csv"] = "zip") -> Destination:
+        """The batch's results zip or corpus table streamed into ``into``, as ``download`` does."""
+        return self._one(calls.download_batch(calls.batch_id_of(batch), into, format))
 
     def cancel_batch(self, batch: BatchPublic | str) -> BatchPublic:
         """Cancel every job of the batch that has not ended."""

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from booknlp_api.client import flows
+from booknlp_api.client import calls, flows
 from booknlp_api.client.calls import Call
 from booknlp_api.client.connection import Connection
 from booknlp_api.client.methods import ServiceMethods
@@ -44,7 +44,7 @@ class Client(ServiceMethods):
                 reply: Any = None
                 if isinstance(step, Call):
                     try:
-                        reply = self._http.send(step.request(self._http))
+                        reply = self._send(step)
                     except httpx.TransportError as exc:
                         step = flow.throw(exc)
                         continue
@@ -53,3 +53,18 @@ class Client(ServiceMethods):
                 step = flow.send(reply)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+
+    def _send(self, call: Call[Any]) -> httpx.Response:
+        if call.into is None:
+            return self._http.send(call.request(self._http))
+        response = self._http.send(call.request(self._http), stream=True)
+        try:
+            if response.status_code in call.ok:
+                with calls.saving(call.into) as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+            else:
+                response.read()  # the error shape, for the exception
+        finally:
+            response.close()
+        return response

@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     max_active_jobs_per_key: int = Field(10, ge=1, description="Jobs one key may have queued or running at once.")
     max_chars_per_day: int = Field(20_000_000, ge=1, description="Characters one key may submit per day.")
     rate_limit_storage: str = Field(
-        "memory://", description="Where the `limits` counters live (its storage URI); memory: this API process."
+        "database", description="Where the per-key rate counters live: database (the job database, shared by every "
+                                "API process on it), or a `limits` storage URI (memory://: this API process alone)."
     )
 
     cors_origins: str | None = Field(

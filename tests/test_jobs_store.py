@@ -15,11 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect, text
 
 from booknlp_api.config import Settings
 from booknlp_api.engine.errors import InvalidPipeline, ModelNotAvailable
 from booknlp_api.engine.service import NLPService
 from booknlp_api.engine.text import TextTooLarge
+from booknlp_api.jobs.database import MIGRATIONS
+from booknlp_api.jobs.database import database_url as sqlalchemy_url
 from booknlp_api.jobs.errors import (
     IdempotencyConflict,
     JobAlreadyFinished,
@@ -30,6 +35,7 @@ from booknlp_api.jobs.errors import (
 )
 from booknlp_api.jobs.files import RESULT_JSON, JobFiles
 from booknlp_api.jobs.keys import KeyStore
+from booknlp_api.jobs.rate_counters import DatabaseRateStorage
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.results import JobResults
@@ -39,7 +45,7 @@ from booknlp_api.jobs.store import JobStore, WorkerRecord
 from tests.conftest import database_setting
 
 LEASE = 30.0
-HEAD = "0003"
+HEAD = "0004"
 """The newest migration (booknlp_api/jobs/migrations/versions)."""
 
 Parts = tuple[JobStore, Signals, JobFiles]
@@ -260,6 +266,33 @@ def test_a_database_from_before_migrations_is_upgraded_in_place_and_its_jobs_rea
     with sqlite3.connect(path) as db:
         assert db.execute("select version_num from alembic_version").fetchall() == [(HEAD,)]
     db.close()
+
+
+@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
+def test_a_database_at_each_earlier_migration_is_upgraded_to_the_newest(database_url: str, start: str) -> None:
+    """Each migration after ``start`` runs on both backends (0003 and 0004 on PostgreSQL too), keeping the jobs."""
+    engine = create_engine(sqlalchemy_url(database_url, Path()))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, start)
+        connection.execute(text("insert into jobs (id, status, book_id, model, pipeline, text_chars, cache_key, "
+                                "created_at) values ('old', 'queued', 'b', 'tiny', '[\"entity\"]', 3, 'k', 1)"))
+    engine.dispose()
+    store = JobStore(database_url)
+    try:
+        tables = set(inspect(store.database.engine).get_table_names())
+        assert {"batches", "batch_jobs", "rate_counters", "rate_entries"} <= tables
+        with store.database.reading() as conn:
+            assert conn.execute(text("select version_num from alembic_version")).scalars().all() == [HEAD]
+        claimed = store.claim_next("w", time.time())
+        assert claimed is not None and (claimed.id, claimed.status, claimed.priority) == ("old", "running", 0)
+        storage = DatabaseRateStorage(store.database)
+        assert storage.acquire_entry("k", 1, 60) and not storage.acquire_entry("k", 1, 60)
+        assert storage.acquire_sliding_window_entry("c", 10, 60, 10) and storage.get_sliding_window("c", 60)[2] == 10
+    finally:
+        store.close()
 
 
 @pytest.fixture

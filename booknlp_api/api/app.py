@@ -15,6 +15,7 @@ from booknlp_api.api.hygiene import install_hygiene
 from booknlp_api.api.limits import BodySizeLimit
 from booknlp_api.api.metrics import install_metrics
 from booknlp_api.api.page import install_page
+from booknlp_api.api.rate_headers import install_rate_headers
 from booknlp_api.api.request_ids import install_request_ids
 from booknlp_api.api.routes import analyze, batches, events, health, info, jobs
 from booknlp_api.api.runtime import Runtime, max_body_bytes
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes(settings),
                        uploads={"/v1/batches": settings.max_batch_bytes + 65_536})
+    install_rate_headers(app)
     install_hygiene(app, settings)
     install_error_handlers(app)
     install_metrics(app)

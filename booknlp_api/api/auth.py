@@ -3,7 +3,8 @@
 The routers of the analysis, job and info routes depend on ``authenticate``; the probes, /metrics and
 the docs pages do not (they reveal no book). A missing, wrong or revoked key is a 401 with
 ``WWW-Authenticate``. The key found is the caller: jobs it submits are its own, and only an admin key
-sees other keys' jobs. Each authenticated request also counts against the key's request rate.
+sees other keys' jobs. Each authenticated request also counts against the key's request rate (in the job
+database by default: a thread), and its response says where the key stands (``api.rate_headers``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from booknlp_api.api.errors import ApiError
+from booknlp_api.api.rate_headers import remember
 from booknlp_api.api.schemas import ErrorResponse
 from booknlp_api.jobs.key_file import KeyFile
 from booknlp_api.jobs.keys import ApiKey, KeyStore, hash_key
@@ -87,7 +89,7 @@ async def authenticate(
     key = await run_in_threadpool(runtime.keyring.find, presented)
     if key is None:
         raise unauthorized("invalid_api_key", "the API key is not valid: unknown or revoked")
-    runtime.rate_limits.count_request(key)
+    remember(request, await run_in_threadpool(runtime.rate_limits.count_request, key))
     return Caller(key)
 
 

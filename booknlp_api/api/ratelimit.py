@@ -2,12 +2,15 @@
 
 Requests use a moving window (exact: ``Retry-After`` is when the oldest counted request leaves it);
 characters a sliding-window counter (a novel costs its length in one counter update, not one entry per
-character). The counters live in the storage named by ``rate_limit_storage`` (``memory://``: this API
-process, right while one API process runs; another ``limits`` storage is a setting away). The third
-limit, jobs queued or running at once, is counted in the job store (``JobService.submit``).
+character). The counters live in the job database by default (``rate_limit_storage=database``,
+``jobs.rate_counters``): every API process on that database shares a key's quota, and a check-and-count
+is atomic across them. Another ``limits`` storage URI (``memory://``: this API process alone) is a
+setting away. The third limit, jobs queued or running at once, is counted in the job store
+(``JobService.submit``).
 
-Over a limit: 429 with ``Retry-After`` and the ``RateLimit-Policy``/``RateLimit`` headers of the IETF
-draft (``"requests";q=60;w=60`` and ``"requests";r=0;t=12``).
+Every authenticated request that was counted carries the ``RateLimit-Policy``/``RateLimit`` headers of
+the IETF draft (``"requests";q=60;w=60`` and ``"requests";r=59;t=60``: quota, window, remaining, seconds
+until a unit frees); over a limit, 429 with ``Retry-After`` and the same headers (``r=0``).
 """
 
 from __future__ import annotations
@@ -24,16 +27,18 @@ from booknlp_api.api.auth import Caller
 from booknlp_api.api.errors import ApiError
 from booknlp_api.config import Settings
 from booknlp_api.jobs.batches import Admit, Submit
+from booknlp_api.jobs.database import Database
 from booknlp_api.jobs.keys import ApiKey, KeyLimits
+from booknlp_api.jobs.rate_counters import DatabaseRateStorage
 from booknlp_api.jobs.records import Job, Submission
 from booknlp_api.jobs.service import JobService
 
 
 class RateLimits:
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+    def __init__(self, settings: Settings, database: Database | None = None, storage: Storage | None = None) -> None:
         self.defaults = KeyLimits(rate_limit=settings.rate_limit, max_active_jobs=settings.max_active_jobs_per_key,
                                   max_chars_per_day=settings.max_chars_per_day)
-        self.storage = storage or storage_from_string(settings.rate_limit_storage)
+        self.storage = storage or _storage(settings.rate_limit_storage, database)
         self._requests = MovingWindowRateLimiter(self.storage)
         self._chars = SlidingWindowCounterRateLimiter(self.storage)
 
@@ -44,14 +49,16 @@ class RateLimits:
                          max_active_jobs=own.max_active_jobs or self.defaults.max_active_jobs,
                          max_chars_per_day=own.max_chars_per_day or self.defaults.max_chars_per_day)
 
-    def count_request(self, key: ApiKey) -> None:
-        """Count one request of this key; 429 when its rate is spent."""
+    def count_request(self, key: ApiKey) -> dict[str, str]:
+        """Count one request of this key (blocking: a thread): its ``RateLimit`` headers; 429 when its rate is spent."""
         rate = self.of(key).rate_limit
         assert rate is not None
         item = parse(rate)
         if not self._requests.hit(item, "requests", key.name):
             raise self._refusal(self._requests, item, key, "requests", 1,
                                 f"this key may send {item.amount} requests per {_window(item)}")
+        stats = self._requests.get_window_stats(item, "requests", key.name)
+        return _headers("requests", item, stats.remaining, max(0, math.ceil(stats.reset_time - time.time())))
 
     def check_chars(self, key: ApiKey, chars: int) -> RateLimitItem:
         """429 when ``chars`` more characters today would pass the key's daily allowance."""
@@ -73,12 +80,24 @@ class RateLimits:
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         if cost > item.amount:
             retry_after = item.get_expiry()  # never fits in one window; say when a new one starts at the latest
-        headers = {"Retry-After": str(retry_after),
-                   "RateLimit-Policy": f'"{policy}";q={item.amount};w={item.get_expiry()}',
-                   "RateLimit": f'"{policy}";r={stats.remaining};t={retry_after}'}
+        headers = {"Retry-After": str(retry_after), **_headers(policy, item, stats.remaining, retry_after)}
         details = {"limit": policy, "quota": item.amount, "window_seconds": item.get_expiry(),
                    "remaining": stats.remaining, "retry_after": retry_after}
         return ApiError(429, "rate_limited", f"{message}; retry in {retry_after} s", details, headers)
+
+
+def _storage(uri: str, database: Database | None) -> Storage:
+    if uri != "database":
+        return storage_from_string(uri)
+    if database is None:
+        raise ValueError("rate_limit_storage=database needs the job database")
+    return DatabaseRateStorage(database)
+
+
+def _headers(policy: str, item: RateLimitItem, remaining: int, reset_in: int) -> dict[str, str]:
+    """The IETF draft's headers: the policy (quota, window) and where the caller stands in it."""
+    return {"RateLimit-Policy": f'"{policy}";q={item.amount};w={item.get_expiry()}',
+            "RateLimit": f'"{policy}";r={remaining};t={reset_in}'}
 
 
 def _window(item: RateLimitItem) -> str:

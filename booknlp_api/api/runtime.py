@@ -46,7 +46,7 @@ class Runtime:
                         "`booknlp-api keys create NAME` or mount BOOKNLP_API_KEYS_FILE")
         runtime = cls(settings=settings, service=service, jobs=jobs,
                       supervisor=Supervisor(settings), versions=collect_versions(service.spacy_model),
-                      keyring=keyring, rate_limits=RateLimits(settings), batches=BatchService(jobs))
+                      keyring=keyring, rate_limits=RateLimits(settings, jobs.database), batches=BatchService(jobs))
         runtime.supervisor.start()
         return runtime
 

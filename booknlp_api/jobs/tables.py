@@ -6,7 +6,7 @@ SQLite databases released before migrations have them, so old rows read back unc
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, Table, Text
 
 metadata = MetaData()
 
@@ -94,3 +94,24 @@ batch_jobs = Table(
     Column("name", Text, nullable=False),
     Column("job_id", Text, nullable=False),
 )
+
+rate_counters = Table(
+    "rate_counters", metadata,
+    Column("key", Text, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("rate_counters_expires", "expires_at"),
+)
+"""Per-key rate limit counters, one per key and window (``jobs.rate_counters``: characters per day)."""
+
+rate_entries = Table(
+    "rate_entries", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("rate_entries_key_at", "key", "at"),
+    Index("rate_entries_expires", "expires_at"),
+)
+"""One row per counted hit of a moving-window limit (``jobs.rate_counters``: requests per key)."""

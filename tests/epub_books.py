@@ -38,18 +38,32 @@ def chapter_xhtml(heading: str, paragraphs: list[str], body_type: str = "") -> s
                          body_type=f' epub:type="{body_type}"' if body_type else "")
 
 
+def declared_xhtml(heading: str, paragraphs: list[str], codec: str, label: str, how: str = "xml") -> bytes:
+    """A chapter encoded with ``codec`` that declares ``label`` as its encoding: in its XML declaration
+    (``xml``), a ``<meta charset>`` (``meta``) or a ``<meta http-equiv>`` (``http-equiv``)."""
+    xhtml = chapter_xhtml(heading, paragraphs)
+    declaration = '<?xml version="1.0" encoding="utf-8"?>\n'
+    if how == "xml":
+        xhtml = xhtml.replace(declaration, f'<?xml version="1.0" encoding="{label}"?>\n')
+    else:
+        meta = f'<meta charset="{label}"/>' if how == "meta" else \
+            f'<meta http-equiv="Content-Type" content="text/html; charset={label}"/>'
+        xhtml = xhtml.replace(declaration, "").replace("<head>", f"<head>{meta}")
+    return xhtml.encode(codec)
+
+
 @dataclass
 class Epub:
     """An EPUB being written: documents in spine order, then ``bytes()``."""
 
     version: str = "3.0"
-    documents: list[tuple[str, str, str]] = field(default_factory=list)
-    """(file name, XHTML, spine attributes)."""
+    documents: list[tuple[str, str | bytes, str]] = field(default_factory=list)
+    """(file name, XHTML (a str is written as UTF-8), spine attributes)."""
     guide: list[tuple[str, str]] = field(default_factory=list)
     landmarks: list[tuple[str, str]] = field(default_factory=list)
     """(epub:type, file name) links in the EPUB 3 navigation document's landmarks."""
 
-    def add(self, name: str, xhtml: str, linear: bool = True) -> Epub:
+    def add(self, name: str, xhtml: str | bytes, linear: bool = True) -> Epub:
         self.documents.append((name, xhtml, "" if linear else ' linear="no"'))
         return self
 

@@ -28,7 +28,7 @@ from booknlp_api.engine.book_archive import (
     books_in_archive,
 )
 from tests.conftest import AUTH, TEST_KEY, wait_until_ready
-from tests.epub_books import wild_epub
+from tests.epub_books import Epub, chapter_xhtml, wild_epub
 
 LIMITS = ArchiveLimits(max_members=10, max_total_bytes=2_000_000, max_member_bytes=1_000_000, max_ratio=50)
 WILD = text_path("the_call_of_the_wild.txt").read_text(encoding="utf-8")
@@ -213,5 +213,9 @@ def test_bad_batches_get_clean_errors(client: TestClient) -> None:
     assert many.status_code == 413
     undecodable = post(_zip({"fine.txt": b"ok", "bad.txt": b"Scrooge\xff"}))
     assert undecodable.status_code == 422 and undecodable.json()["error"]["details"]["book"] == "bad.txt"
+    windows = Epub().add("c.xhtml", chapter_xhtml("Chapter I.", ["“Café”"]).encode("cp1252")).bytes()  # says UTF-8
+    epub = post(_zip({"fine.txt": b"ok", "bad.epub": windows}))
+    assert epub.status_code == 422 and epub.json()["error"]["code"] == "undecodable_text"
+    assert epub.json()["error"]["details"]["book"] == "bad.epub" and "c.xhtml" in epub.json()["error"]["message"]
     assert client.post("/v1/batches", json={"text": "x"}).status_code == 415
     assert client.get("/v1/batches/nope").status_code == 404

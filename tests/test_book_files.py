@@ -13,9 +13,9 @@ import pytest
 
 from booknlp_api.engine.book_file import book_text
 from booknlp_api.engine.epub import InvalidEpub, epub_text, is_epub
-from booknlp_api.engine.html_text import html_text
-from booknlp_api.engine.text import TextTooLarge
-from tests.epub_books import Epub, chapter_xhtml, wild_chapters, wild_epub
+from booknlp_api.engine.html_text import html_text, markup_charset
+from booknlp_api.engine.text import TextTooLarge, UndecodableText, UnknownCharset
+from tests.epub_books import Epub, chapter_xhtml, declared_xhtml, wild_chapters, wild_epub
 
 
 def test_an_epub3_reads_in_spine_order_without_its_marked_front_and_back_matter() -> None:
@@ -89,3 +89,45 @@ def test_the_format_is_told_by_content_name_or_media_type_and_gzip_is_inflated()
     page = b"<p>Buck</p><p>Spitz</p>"
     assert book_text(page, filename="wild.HTML") == book_text(page, media_type="text/html") == "Buck\n\nSpitz"
     assert book_text(page, filename="wild.txt") == "<p>Buck</p><p>Spitz</p>"
+
+
+CAFE = ["“Café,” said Buck, “is not for dogs.”", "Spitz’s answer — a growl."]
+"""Characters that differ between UTF-8, ISO-8859-1 and windows-1252 (curly quotes, é, dash)."""
+
+
+@pytest.mark.parametrize(("label", "how"), [("windows-1252", "xml"), ("ISO-8859-1", "xml"), ("windows-1252", "meta"),
+                                            ("iso-8859-1", "http-equiv")])
+def test_an_epub_document_is_read_in_the_encoding_it_declares(label: str, how: str) -> None:
+    # ISO-8859-1 is read as windows-1252, as browsers do: its curly quotes are in the bytes either way
+    chapter = declared_xhtml("Chapter I.", CAFE, "cp1252", label, how)
+    book = Epub().add("c0.xhtml", chapter).add("c1.xhtml", chapter_xhtml("Chapter II.", ["Buck ran."]))
+    assert epub_text(book.bytes(), 100_000) == "\n\n".join(["Chapter I.", *CAFE, "Chapter II.", "Buck ran."])
+
+
+def test_other_declared_encodings_and_a_byte_order_mark_are_honoured() -> None:
+    koi8 = declared_xhtml("Глава I.", ["Бэк не читал газет."], "koi8-r", "KOI8-R", "meta")
+    assert epub_text(Epub().add("c.xhtml", koi8).bytes(), 100_000) == "Глава I.\n\nБэк не читал газет."
+    # a UTF-8 byte-order mark outranks a declaration that contradicts it
+    marked = b"\xef\xbb\xbf" + declared_xhtml("Chapter I.", CAFE, "utf-8", "windows-1252")
+    assert epub_text(Epub().add("c.xhtml", marked).bytes(), 100_000) == "\n\n".join(["Chapter I.", *CAFE])
+
+
+def test_bytes_invalid_in_the_declared_encoding_are_refused_with_the_document_and_offset() -> None:
+    undeclared = chapter_xhtml("Chapter I.", CAFE).encode("cp1252")  # says UTF-8, holds windows-1252
+    with pytest.raises(UndecodableText, match=r"of OEBPS/text/c\.xhtml .* not valid utf-8") as raised:
+        epub_text(Epub().add("c.xhtml", undeclared).bytes(), 100_000)
+    assert undeclared[raised.value.offset] == 0x93  # the opening curly quote
+    undefined = declared_xhtml("Chapter I.", ["Buck \x81 ran."], "latin-1", "windows-1252")  # 0x81: no cp1252 char
+    with pytest.raises(UndecodableText, match="not valid cp1252"):
+        epub_text(Epub().add("c.xhtml", undefined).bytes(), 100_000)
+    unknown = declared_xhtml("Chapter I.", ["Buck ran."], "utf-8", "x-no-such-encoding")
+    with pytest.raises(UnknownCharset):
+        epub_text(Epub().add("c.xhtml", unknown).bytes(), 100_000)
+
+
+def test_an_html_file_declares_its_encoding_unless_the_upload_did() -> None:
+    page = '<html><head><meta charset="windows-1252"></head><body><p>“Café”</p></body></html>'.encode("cp1252")
+    assert book_text(page, filename="p.html") == "“Café”"
+    assert book_text(page, filename="p.html", charset="iso-8859-15") == "\x93Café\x94"  # the transport's charset
+    assert markup_charset(b'<meta http-equiv="content-type" content="text/html; charset=KOI8-R">') == "KOI8-R"
+    assert markup_charset(b"<p>no declaration</p>") is None

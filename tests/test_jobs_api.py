@@ -24,7 +24,7 @@ from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.store import WorkerRecord
 from tests.conftest import AUTH, hold_seam_env, keys_file, set_job, wait_until_ready
-from tests.epub_books import wild_epub
+from tests.epub_books import Epub, chapter_xhtml, declared_xhtml, wild_epub
 
 NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
 CHAPTER = NOVEL[:12_000]
@@ -180,6 +180,22 @@ def test_an_uploaded_epub_and_html_page_are_analysed_as_their_prose(client: Test
     assert page.status_code == 202 and page.json()["text_chars"] == len("Buck ran.")
     broken = client.post("/v1/jobs", files={"file": ("bad.epub", b"PK\x03\x04 no zip", "application/epub+zip")})
     assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid_epub"
+
+
+def test_an_epub_in_a_declared_encoding_is_read_in_it_and_bad_bytes_are_a_422(client: TestClient) -> None:
+    def post(book: Epub) -> Any:
+        return client.post("/v1/jobs", files={"file": ("cafe.epub", book.bytes(), "application/epub+zip")},
+                           data={"pipeline": "supersense"})
+
+    words = ["“Café,” said Buck."]
+    declared = post(Epub().add("c.xhtml", declared_xhtml("Chapter I.", words, "cp1252", "windows-1252")))
+    assert declared.status_code == 202 and declared.json()["text_chars"] == len("Chapter I.\n\n“Café,” said Buck.")
+    undeclared = post(Epub().add("c.xhtml", chapter_xhtml("Chapter I.", words).encode("cp1252")))  # says UTF-8
+    assert undeclared.status_code == 422, undeclared.text
+    error = undeclared.json()["error"]
+    assert error["code"] == "undecodable_text" and "OEBPS/text/c.xhtml" in error["message"]
+    assert error["details"]["encoding"] == "utf-8"
+    _wait(client, declared.json()["id"], {"succeeded", "failed"})
 
 
 def test_text_input_errors_name_what_is_wrong(client: TestClient) -> None:

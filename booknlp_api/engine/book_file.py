@@ -8,7 +8,7 @@ with its ``mimetype`` member), else by the file name's extension or the declared
 from __future__ import annotations
 
 from booknlp_api.engine.epub import EPUB_MEDIA_TYPE, epub_text, is_epub
-from booknlp_api.engine.html_text import html_text
+from booknlp_api.engine.html_text import decode_markup, html_text
 from booknlp_api.engine.text import GZIP_MAGIC, TextTooLarge, decode_text, gunzip
 
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
@@ -28,5 +28,5 @@ def book_text(data: bytes, *, filename: str = "", media_type: str = "", charset:
     if is_epub(data) or name.endswith(".epub") or media_type == EPUB_MEDIA_TYPE:
         return epub_text(data, max_bytes if max_bytes is not None else 1 << 62)
     if name.endswith(HTML_SUFFIXES) or media_type in HTML_MEDIA_TYPES:
-        return html_text(decode_text(data, charset=charset))
+        return html_text(decode_markup(data, charset))
     return decode_text(data, charset=charset)

@@ -18,8 +18,8 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from booknlp_api.engine.errors import InvalidText
-from booknlp_api.engine.html_text import html_paragraphs
-from booknlp_api.engine.text import TextTooLarge, decode_text
+from booknlp_api.engine.html_text import decode_markup, html_paragraphs
+from booknlp_api.engine.text import TextTooLarge, UndecodableText
 
 EPUB_MEDIA_TYPE = "application/epub+zip"
 _XHTML_TYPES = frozenset({"application/xhtml+xml", "text/html"})
@@ -91,12 +91,19 @@ class _Book:
         starts = [path for path, kind in marks if kind in _BODY_STARTS]
         order = [path for path, _ in spine]
         first = min((order.index(path) for path in starts if path in order), default=0)
-        chapters = ["\n\n".join(html_paragraphs(decode_text(self.read(path)), FRONT_AND_BACK))
+        chapters = ["\n\n".join(html_paragraphs(self.document(path), FRONT_AND_BACK))
                     for path in order[first:] if path not in skipped]
         text = "\n\n".join(chapter for chapter in chapters if chapter)
         if not text.strip():
             raise InvalidEpub("the EPUB holds no text outside its front and back matter")
         return text
+
+    def document(self, path: str) -> str:
+        """An XHTML document's text, in the encoding it declares (UTF-8 when it declares none)."""
+        try:
+            return decode_markup(self.read(path))
+        except UndecodableText as exc:
+            raise UndecodableText(exc.encoding, exc.offset, exc.byte, compressed=False, member=path) from None
 
     @staticmethod
     def _guide(package: ElementTree.Element, base: str) -> list[tuple[str, str]]:

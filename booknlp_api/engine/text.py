@@ -19,6 +19,7 @@ from booknlp_api.engine.errors import InvalidInput, InvalidText
 GZIP_MAGIC = b"\x1f\x8b"
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+BYTE_ORDER_MARKS = tuple(bom for bom, _ in _BOMS)
 
 _START = re.compile(r"^\*{3}\s*START OF (?:THIS|THE) PROJECT GUTENBERG E-?BOOK.*$", re.IGNORECASE | re.MULTILINE)
 _END = re.compile(
@@ -34,12 +35,17 @@ class UndecodableText(InvalidText):
 
     code = "undecodable_text"
 
-    def __init__(self, encoding: str, offset: int, byte: int, compressed: bool) -> None:
-        where = "of the decompressed text" if compressed else "of the text"
-        super().__init__(f"byte {offset} {where} (0x{byte:02x}) is not valid {encoding}; send UTF-8, or declare "
-                         "the charset (Content-Type: text/plain; charset=...)")
+    def __init__(self, encoding: str, offset: int, byte: int, compressed: bool, member: str | None = None) -> None:
+        if member is not None:  # a document inside a book file (an EPUB's XHTML)
+            where, fix = f"of {member}", "declare its encoding (<?xml ... encoding=...?> or <meta charset=...>)"
+        else:
+            where = "of the decompressed text" if compressed else "of the text"
+            fix = "declare the charset (Content-Type: text/plain; charset=...)"
+        super().__init__(f"byte {offset} {where} (0x{byte:02x}) is not valid {encoding}; send UTF-8, or {fix}")
         self.encoding = encoding
         self.offset = offset
+        self.byte = byte
+        self.member = member
 
 
 class UnknownCharset(InvalidInput):
@@ -72,7 +78,9 @@ def decode_text(data: bytes, *, charset: str | None = None, max_bytes: int | Non
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise UndecodableText(exc.encoding, exc.start, data[exc.start], compressed) from None
+        # single-byte codecs report themselves as "charmap": name the encoding instead
+        name = encoding if exc.encoding == "charmap" else exc.encoding
+        raise UndecodableText(name, exc.start, data[exc.start], compressed) from None
 
 
 def _encoding(data: bytes, charset: str | None) -> str:

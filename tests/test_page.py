@@ -1,7 +1,8 @@
 """The web page at ``/`` in a real headless Chromium (Debian's, driven by Playwright) against a real ``serve``:
-key, submission, live progress to 100%, the characters table, quotes with speakers, the marked text, the chart,
-a download, and the layout at phone width; under the page's strict Content-Security-Policy, with no error in
-the browser's console. Screenshots go to the test's tmp folder (and to docs/ with BOOKNLP_UPDATE_SCREENSHOT=1).
+key, submission (pasted, chosen or dropped), live progress to 100%, the characters table, quotes with speakers,
+the marked text, the chart, the JSON, native and HTML downloads, and the layout at phone width; under the page's
+strict Content-Security-Policy, with no error in the browser's console. Screenshots go to the test's tmp folder
+(and to docs/ with BOOKNLP_UPDATE_SCREENSHOT=1).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
+from booknlp_api.engine.native import EXTENSIONS
 from tests.conftest import TEST_KEY
 from tests.epub_books import Epub, chapter_xhtml, wild_chapters
 from tests.server_process import Server, running_server
@@ -135,6 +137,17 @@ def test_submit_a_chapter_follow_it_live_and_explore_the_result(page: Page, serv
     download.value.save_as(saved)
     assert download.value.suggested_filename == "pride.json"
     assert json.loads(saved.read_text(encoding="utf-8"))["book_id"] == "pride"
+    job_id = _job_id(server)
+    for result_format, name in (("native", "pride.zip"), ("html", "pride.html")):
+        with page.expect_download() as download:
+            page.click(f".downloads button[data-format={result_format}]")
+        assert download.value.suggested_filename == name
+        download.value.save_as(tmp_path / name)
+        served = server.client.get(f"/v1/jobs/{job_id}/result", params={"format": result_format}).content
+        assert (tmp_path / name).read_bytes() == served
+    with zipfile.ZipFile(tmp_path / "pride.zip") as native:  # the six files of the whole pipeline
+        assert sorted(native.namelist()) == sorted(f"pride.{extension}" for extension in EXTENSIONS)
+    assert "<html" in (tmp_path / "pride.html").read_text(encoding="utf-8").lower()
 
     page.screenshot(path=str(tmp_path / "page-desktop.png"), full_page=True)
     if os.environ.get("BOOKNLP_UPDATE_SCREENSHOT") == "1":
@@ -162,6 +175,25 @@ def test_an_epub_chosen_as_a_file_is_followed_by_polling_without_the_event_strea
     expect(page.locator("#result-title")).to_have_text("The_Call_of_the_Wild")  # the book id from the file name
     expect(page.locator("#book-text")).to_contain_text(" ".join(paragraphs[0].split()[:8]))
     expect(page.locator("#characters-table tbody tr").first).to_be_visible()
+
+
+def test_a_text_file_dropped_on_the_page_is_submitted_and_runs_to_100_percent(page: Page) -> None:
+    _enter_key(page)
+    # a real drop event carrying a File in its DataTransfer, as a drag from the desktop delivers it
+    dropped = page.evaluate_handle("""(text) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([text], "emma.txt", {type: "text/plain"}));
+        return transfer;
+    }""", "“Hello,” said Emma to Harriet. Harriet smiled at Emma. " * 4)
+    page.dispatch_event("#drop-zone", "dragover", {"dataTransfer": dropped})
+    expect(page.locator("#drop-zone")).to_have_class("drop-zone over")
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": dropped})
+    expect(page.locator("#file-name")).to_contain_text("emma.txt")
+    page.click("#submit-button")
+    expect(page.locator("#progress-percent")).to_have_text("100%")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    expect(page.locator("#result-title")).to_have_text("emma")
+    expect(page.locator("#book-text")).to_contain_text("said Emma to Harriet")
 
 
 def test_a_zip_of_books_becomes_a_batch_whose_books_can_each_be_explored(page: Page, tmp_path: Path) -> None:

@@ -27,8 +27,10 @@ SECTIONS: tuple[Section, ...] = ("tokens", "entities", "quotes", "supersenses", 
 BOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 """A book id (also a model name): it names files, so no separators and no leading dot."""
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+JobStatus = Literal["waiting", "queued", "running", "succeeded", "failed", "cancelled"]
+"""``waiting``: a batch's book held back, not yet in the queue, because its key already has its jobs-at-once
+limit queued or running; it moves to ``queued`` as the key's earlier jobs end (``jobs.store``)."""
+JOB_STATUSES: tuple[JobStatus, ...] = ("waiting", "queued", "running", "succeeded", "failed", "cancelled")
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 """The statuses a job never leaves."""
 

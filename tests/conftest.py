@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -30,6 +32,21 @@ def hold_seam_env(hold: Path, env: dict[str, str] | None = None) -> dict[str, st
     env = dict(os.environ if env is None else env)
     path = [str(SEAMS), *filter(None, [env.get("PYTHONPATH")])]
     return {**env, "PYTHONPATH": os.pathsep.join(path), "HOLD_BATCHES_FILE": str(hold)}
+
+
+def server_sent_events(lines: Iterable[str], on_event: Callable[[], None] | None = None,
+                       ) -> list[tuple[str, dict[str, Any]]]:
+    """Each event of a stream as (kind, its JSON data); ``on_event`` is called after each one."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    kind = ""
+    for line in lines:
+        if line.startswith("event: "):
+            kind = line[len("event: "):]
+        elif line.startswith("data: "):
+            events.append((kind, json.loads(line[len("data: "):])))
+            if on_event is not None:
+                on_event()
+    return events
 
 
 def expected_device() -> DeviceInfo:

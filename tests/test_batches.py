@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import socket
 import tarfile
+import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +21,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
 from benchmarks.corpus import text_path
 from booknlp_api.config import Settings
@@ -27,13 +32,18 @@ from booknlp_api.engine.book_archive import (
     UnsafeArchiveMember,
     books_in_archive,
 )
-from tests.conftest import AUTH, TEST_KEY, wait_until_ready
+from booknlp_api.jobs.store import JobStore, WorkerRecord
+from booknlp_api.jobs.tables import jobs
+from tests.conftest import AUTH, TEST_KEY, server_sent_events, wait_until_ready
 from tests.epub_books import Epub, chapter_xhtml, wild_epub
 
 LIMITS = ArchiveLimits(max_members=10, max_total_bytes=2_000_000, max_member_bytes=1_000_000, max_ratio=50)
 WILD = text_path("the_call_of_the_wild.txt").read_text(encoding="utf-8")
 CAROL = text_path("a_christmas_carol_gutenberg.txt").read_bytes()
 OTHER_KEY = "bnlp_another-key-with-two-jobs-at-once"
+OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
+THRIFTY_KEY = "bnlp_a-key-with-few-characters-a-day"
+ADMIN_KEY = "bnlp_the-admin-key-that-sees-every-batch"
 
 
 def _zip(members: dict[str, bytes], modes: dict[str, int] | None = None) -> bytes:
@@ -110,7 +120,9 @@ def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     data_dir = tmp_path_factory.mktemp("batch-data")
     keys = data_dir / "api-keys"
     keys.write_text(f"tests {TEST_KEY} rate_limit=100000/minute max_active_jobs=100000\n"
-                    f"other {OTHER_KEY} max_active_jobs=2\n", encoding="utf-8")
+                    f"other {OTHER_KEY} max_active_jobs=2\n"
+                    f"thrifty {THRIFTY_KEY} max_chars_per_day=20\n"
+                    f"boss {ADMIN_KEY} admin\n", encoding="utf-8")
     settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=data_dir, shutdown_grace_seconds=0,
                         api_keys_file=keys, max_batch_books=20)
     with TestClient(create_app(settings), raise_server_exceptions=False, headers=AUTH) as client:
@@ -118,10 +130,11 @@ def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         yield client
 
 
-def _wait_finished(client: TestClient, batch_id: str, timeout: float = 300) -> dict[str, Any]:
+def _wait_finished(client: TestClient, batch_id: str, timeout: float = 300,
+                   headers: dict[str, str] | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        batch: dict[str, Any] = client.get(f"/v1/batches/{batch_id}").json()
+        batch: dict[str, Any] = client.get(f"/v1/batches/{batch_id}", headers=headers).json()
         if batch["finished"]:
             return batch
         time.sleep(0.1)
@@ -183,17 +196,131 @@ def test_several_file_parts_make_a_batch_and_delete_cancels_what_has_not_finishe
     assert {r["status"] for r in rows} <= {"cancelled", "succeeded"} and len(rows) == 4
 
 
-def test_batches_belong_to_their_key_and_count_against_its_limits(client: TestClient) -> None:
+def _books(count: int, tag: str) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """Distinct short books (no two the same, so none is answered from the result cache)."""
+    return [("file", (f"{tag}{i}.txt", f"Buck ran to the {tag} river {i} times. Spitz followed.".encode(),
+                      "text/plain")) for i in range(count)]
+
+
+def test_batches_belong_to_their_key_and_count_against_its_characters_per_day(client: TestClient) -> None:
     mine = client.post("/v1/batches", files={"file": ("a.txt", b"Buck ran.", "text/plain")},
                        data={"pipeline": "supersense"}).json()
-    other = {"Authorization": f"Bearer {OTHER_KEY}"}
-    for method, path in (("GET", ""), ("GET", "/result"), ("DELETE", "")):
-        refused = client.request(method, f"/v1/batches/{mine['id']}{path}", headers=other)
+    for method, path in (("GET", ""), ("GET", "/result"), ("GET", "/events"), ("DELETE", "")):
+        refused = client.request(method, f"/v1/batches/{mine['id']}{path}", headers=OTHER)
         assert refused.status_code == 404 and refused.json()["error"]["code"] == "batch_not_found"
-    three = [("file", (f"{n}.txt", b"Buck ran.", "text/plain")) for n in "abc"]
-    over = client.post("/v1/batches", files=three, headers=other)
-    assert over.status_code == 429 and over.json()["error"]["code"] == "too_many_active_jobs"
+    over = client.post("/v1/batches", files=_books(3, "x"), headers={"Authorization": f"Bearer {THRIFTY_KEY}"})
+    assert over.status_code == 429 and over.json()["error"]["code"] == "rate_limited"
     assert "retry-after" in over.headers
+
+
+def test_a_batch_larger_than_the_keys_jobs_at_once_waits_and_runs_within_it(client: TestClient) -> None:
+    store = client.app.state.runtime.jobs.store  # type: ignore[attr-defined]
+    most, done = 0, threading.Event()
+
+    def watch() -> None:  # the store, read as fast as it answers while the batch runs
+        nonlocal most
+        while not done.is_set():
+            most = max(most, store.count_active("other"))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        sent = client.post("/v1/batches", files=_books(6, "six"), data={"pipeline": "supersense", "cache": "false"},
+                           headers=OTHER)
+        assert sent.status_code == 202, sent.text
+        batch = sent.json()
+        assert batch["books"] == 6 and batch["counts"]["waiting"] >= 4  # at most 2 queued or running
+        assert {b["job"]["status"] for b in batch["jobs"][2:]} == {"waiting"}  # the first books go first
+        done_batch = _wait_finished(client, batch["id"], headers=OTHER)
+    finally:
+        done.set()
+        watcher.join(10)
+    assert most == 2  # the key's limit, reached and never passed
+    assert done_batch["counts"]["succeeded"] == 6 and done_batch["eta_seconds"] == 0.0
+    result = client.get(batch["links"]["result"], headers=OTHER)
+    with zipfile.ZipFile(io.BytesIO(result.content)) as bundle:
+        assert sorted(n for n in bundle.namelist() if n.endswith(".json")) == [f"six{i}.json" for i in range(6)]
+    waiting = client.get("/v1/jobs", params={"status": "waiting"}, headers=OTHER).json()
+    assert waiting["total"] == 0
+
+
+def _hold_places(store: JobStore, owner: str, count: int) -> list[str]:
+    """``count`` jobs of ``owner`` recorded as running on a live worker (this process) that never ends them."""
+    now = time.time()
+    store.register_worker(WorkerRecord(id="holder", host=socket.gethostname(), pid=os.getpid(), started_at=now,
+                                       heartbeat_at=now))
+    ids = [uuid.uuid4().hex for _ in range(count)]
+    with store.database.engine.begin() as conn:  # one statement: recovery never sees them half-recorded
+        conn.execute(insert(jobs), [{"id": job_id, "status": "running", "book_id": "held", "model": "tiny",
+                                     "pipeline": '["entity"]', "text_chars": 1, "text_offset": 0,
+                                     "cache_key": job_id, "created_at": now, "started_at": now, "owner": owner,
+                                     "worker_id": "holder", "heartbeat_at": now} for job_id in ids])
+    return ids
+
+
+def test_cancelling_a_batch_cancels_its_waiting_books(client: TestClient) -> None:
+    store: JobStore = client.app.state.runtime.jobs.store  # type: ignore[attr-defined]
+    held = _hold_places(store, "other", 2)  # the key's two places are taken: every book of the batch waits
+    try:
+        sent = client.post("/v1/batches", files=_books(5, "stop"), data={"pipeline": "supersense"}, headers=OTHER)
+        assert sent.status_code == 202
+        batch = sent.json()
+        assert batch["counts"]["waiting"] == 5 and not batch["finished"] and batch["eta_seconds"] is None
+        waiting = batch["jobs"][0]["job"]
+        assert waiting["status"] == "waiting" and waiting["queue_position"] is None
+        refused = client.get(f"/v1/jobs/{waiting['id']}/result", headers=OTHER)
+        assert refused.status_code == 409 and "waiting" in refused.json()["error"]["message"]
+        cancelled = client.delete(f"/v1/batches/{batch['id']}", headers=OTHER).json()
+        assert cancelled["finished"] and cancelled["counts"]["cancelled"] == 5
+        assert client.get(f"/v1/jobs/{waiting['id']}", headers=OTHER).json()["status"] == "cancelled"
+    finally:
+        for job_id in held:
+            store.finish(job_id, "holder", "cancelled", now=time.time(), expires_at=time.time())
+        store.forget_worker("holder")
+    assert store.count_active("other") == 0 and store.count("waiting") == 0  # none was queued in their place
+
+
+def test_batches_are_listed_newest_first_to_their_key_and_all_to_an_admin(client: TestClient) -> None:
+    ids = [client.post("/v1/batches", files=_books(1, f"list{i}"), data={"pipeline": "supersense"},
+                       headers=OTHER).json()["id"] for i in range(3)]
+    mine = client.post("/v1/batches", files=_books(1, "mine"), data={"pipeline": "supersense"}).json()["id"]
+    listed = client.get("/v1/batches", params={"limit": 2}, headers=OTHER).json()
+    assert [b["id"] for b in listed["batches"]] == ids[::-1][:2] and listed["limit"] == 2
+    everything = client.get("/v1/batches", params={"limit": 100}, headers=OTHER).json()
+    assert mine not in {b["id"] for b in everything["batches"]} and everything["total"] == len(everything["batches"])
+    assert set(ids) <= {b["id"] for b in everything["batches"]}
+    assert "jobs" not in everything["batches"][0] and everything["batches"][0]["counts"]["succeeded"] >= 0
+    second = client.get("/v1/batches", params={"limit": 1, "offset": 1}, headers=OTHER).json()
+    assert [b["id"] for b in second["batches"]] == [ids[1]]
+    admin = client.get("/v1/batches", params={"limit": 100}, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert {mine, *ids} <= {b["id"] for b in admin.json()["batches"]}
+    assert client.get("/v1/batches", params={"limit": 0}).status_code == 422
+
+
+def _batch_events(client: TestClient, batch_id: str) -> list[tuple[str, dict[str, Any]]]:
+    with client.stream("GET", f"/v1/batches/{batch_id}/events", headers=OTHER) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        return server_sent_events(response.iter_lines())
+
+
+def test_a_batch_streams_its_counts_and_each_books_end_and_closes_when_all_have_ended(client: TestClient) -> None:
+    sent = client.post("/v1/batches", files=_books(4, "live"), data={"pipeline": "entity", "cache": "false"},
+                       headers=OTHER).json()
+    events = _batch_events(client, sent["id"])
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "end" and kinds.count("end") == 1, kinds
+    first = events[0][1]
+    if kinds[0] == "status":  # unless every book had ended before the stream began
+        ended_first = sum(n for status, n in first["counts"].items() if status in ("succeeded", "failed", "cancelled"))
+        books = [data["name"] for kind, data in events if kind == "book"]
+        assert len(books) == len(set(books)) == 4 - ended_first
+        assert all(data["job"]["finished_at"] for kind, data in events if kind == "book")
+        fractions = [data["fraction"] for kind, data in events if kind != "book"]
+        assert fractions == sorted(fractions)
+    end = events[-1][1]
+    assert end["finished"] and end["counts"]["succeeded"] == 4 and end["fraction"] == 1.0 and "jobs" not in end
+    again = _batch_events(client, sent["id"])  # a finished batch: one end event, then the stream closes
+    assert [kind for kind, _ in again] == ["end"]
 
 
 def test_bad_batches_get_clean_errors(client: TestClient) -> None:
@@ -218,4 +345,5 @@ def test_bad_batches_get_clean_errors(client: TestClient) -> None:
     assert epub.status_code == 422 and epub.json()["error"]["code"] == "undecodable_text"
     assert epub.json()["error"]["details"]["book"] == "bad.epub" and "c.xhtml" in epub.json()["error"]["message"]
     assert client.post("/v1/batches", json={"text": "x"}).status_code == 415
-    assert client.get("/v1/batches/nope").status_code == 404
+    assert client.get("/v1/batches/nope").status_code == 422  # not an id at all
+    assert client.get(f"/v1/batches/{'0' * 32}").json()["error"]["code"] == "batch_not_found"

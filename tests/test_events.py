@@ -3,7 +3,6 @@ Events, in order, and the stream ends with the finished job; other keys get the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from benchmarks.corpus import text_path
+from tests.conftest import server_sent_events
 from tests.server_process import Server, running_server
 
 BOOK = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")[20_000:60_000]
@@ -27,18 +27,10 @@ def server(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def _events(server: Server, job_id: str, release: Path | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Every event of the job's stream; ``release`` (a hold file) is removed once the first event has come."""
-    events: list[tuple[str, dict[str, Any]]] = []
-    kind = ""
     with server.client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=httpx.Timeout(300)) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                kind = line[len("event: "):]
-            elif line.startswith("data: "):
-                events.append((kind, json.loads(line[len("data: "):])))
-                if release is not None:
-                    release.unlink(missing_ok=True)
-    return events
+        return server_sent_events(response.iter_lines(),
+                                  None if release is None else lambda: release.unlink(missing_ok=True))
 
 
 def test_a_running_job_streams_its_progress_and_ends_with_the_finished_job(server: Server) -> None:

@@ -45,7 +45,7 @@ from booknlp_api.jobs.store import JobStore, WorkerRecord
 from tests.conftest import database_setting
 
 LEASE = 30.0
-HEAD = "0004"
+HEAD = "0005"
 """The newest migration (booknlp_api/jobs/migrations/versions)."""
 
 Parts = tuple[JobStore, Signals, JobFiles]

@@ -6,7 +6,8 @@ character). The counters live in the job database by default (``rate_limit_stora
 ``jobs.rate_counters``): every API process on that database shares a key's quota, and a check-and-count
 is atomic across them. Another ``limits`` storage URI (``memory://``: this API process alone) is a
 setting away. The third limit, jobs queued or running at once, is counted in the job store
-(``JobService.submit``).
+(``JobService.submit``); a batch's books beyond it wait in the store and are queued as the key's
+jobs end.
 
 Every authenticated request that was counted carries the ``RateLimit-Policy``/``RateLimit`` headers of
 the IETF draft (``"requests";q=60;w=60`` and ``"requests";r=59;t=60``: quota, window, remaining, seconds
@@ -119,29 +120,23 @@ def submit_within_limits(jobs: JobService, limits: RateLimits, caller: Caller,
 
 
 def batch_admission(jobs: JobService, limits: RateLimits, caller: Caller) -> Admit:
-    """Refuses a whole batch up front when its books would pass the caller's characters per day or jobs at once."""
-    def admit(submissions: list[Submission]) -> None:
-        if caller.key is None or caller.owner is None:
-            return
+    """Refuses a whole batch up front when its books would pass the caller's characters per day; else the jobs it
+    may have queued or running at once (the service's default without keys), within which its books are queued."""
+    def admit(submissions: list[Submission]) -> int:
+        if caller.key is None:
+            return jobs.settings.max_active_jobs_per_key
         limits.check_chars(caller.key, sum(len(s.text) for s in submissions))
-        allowed = limits.of(caller.key).max_active_jobs or 1
-        active = jobs.store.count_active(caller.owner)
-        if active + len(submissions) > allowed:
-            retry_after = jobs.retry_after()
-            raise ApiError(429, "too_many_active_jobs",
-                           f"this batch of {len(submissions)} books would give this key {active + len(submissions)} "
-                           f"jobs queued or running; its limit is {allowed} (send smaller batches, or ask for a "
-                           "higher max_active_jobs)", {"active": active, "limit": allowed, "books": len(submissions)},
-                           {"Retry-After": str(retry_after), "RateLimit-Policy": f'"active-jobs";q={allowed}'})
+        return limits.of(caller.key).max_active_jobs or 1
     return admit
 
 
 def batch_submitter(jobs: JobService, limits: RateLimits, caller: Caller) -> Submit:
-    """Submits one book of an admitted batch as the caller's job, counting its characters."""
-    def submit(submission: Submission) -> tuple[Job, bool]:
+    """Submits one book of an admitted batch as the caller's job, held to be queued within its jobs at once, and
+    counts its characters."""
+    def submit(submission: Submission, max_active: int) -> tuple[Job, bool]:
         if caller.key is None:
-            return jobs.submit(submission)
-        job, created = jobs.submit(dataclasses.replace(submission, owner=caller.owner))
+            return jobs.submit(submission, max_active, held=True)
+        job, created = jobs.submit(dataclasses.replace(submission, owner=caller.owner), max_active, held=True)
         if created:
             limits.charge_chars(caller.key, len(submission.text))
         return job, created

@@ -37,7 +37,7 @@ def add_commands(commands: Any) -> None:
     jobs = commands.add_parser("jobs", help="jobs on a booknlp-api service: list, status, cancel, result")
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True)
     listing = job_commands.add_parser("list", help="your jobs, newest first")
-    listing.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    listing.add_argument("--status", choices=["waiting", "queued", "running", "succeeded", "failed", "cancelled"])
     listing.add_argument("--limit", type=int, default=20)
     listing.set_defaults(run=_run(_list))
     for name, handler, text in (("status", _status, "a job's status and progress (JSON)"),

@@ -54,8 +54,9 @@ class IdempotencyConflict(JobsError):
 
 class JobNotFinished(JobsError):
     def __init__(self, job: Job) -> None:
-        why = {"queued": "has not started", "running": "is still running",
-               "failed": "failed", "cancelled": "was cancelled"}.get(job.status, job.status)
+        why = {"waiting": "is waiting for the key's earlier jobs", "queued": "has not started",
+               "running": "is still running", "failed": "failed",
+               "cancelled": "was cancelled"}.get(job.status, job.status)
         super().__init__(f"job {job.id} {why}; it has no result")
         self.job = job
 

@@ -84,6 +84,8 @@ class Job:
     owner: str | None = None
     priority: int = 0
     """Higher runs first: jobs put back after their worker died or stopped were first in line."""
+    max_active: int | None = None
+    """A waiting job's owner may have this many jobs queued or running at once; it is queued within that."""
 
     @property
     def finished(self) -> bool:

@@ -37,6 +37,8 @@ class Recovery:
 
     def run(self, now: float) -> None:
         self.recover_running(now)
+        if self.store.release_all():  # waiting books with room left (a batch recorded just before a crash)
+            self.signals.notify(QUEUED)
         self.expire(now)
 
     def recover_running(self, now: float) -> list[str]:
@@ -59,7 +61,7 @@ class Recovery:
             if job.result_dir:
                 self.files.delete_result(job.result_dir)
             self.files.delete_text(job.id)
-        live = set(self.store.ids("queued")) | set(self.store.ids("running"))
+        live = {job_id for status in ("waiting", "queued", "running") for job_id in self.store.ids(status)}
         self.files.sweep(keep_results=self.store.result_dirs(), live_jobs=live, min_age=ORPHAN_MIN_AGE, now=now)
 
     def _dead(self, worker: WorkerRecord, now: float) -> bool:
@@ -82,7 +84,11 @@ class Recovery:
                         extra={"job_id": job.id})
 
     def _end(self, job: Job, status: str, error: JobError | None, now: float) -> None:
-        if self.store.finish(job.id, job.worker_id, status, now=now, expires_at=now + self.ttl_seconds, error=error):
+        ended = self.store.finish(job.id, job.worker_id, status, now=now, expires_at=now + self.ttl_seconds,
+                                  error=error)
+        if ended:
+            if ended.released:
+                self.signals.notify(QUEUED)
             metrics.job_finished(status, error)
             self.files.delete_text(job.id)
             log.warning("job %s: %s (its worker is gone)", job.id, status, extra={"job_id": job.id})

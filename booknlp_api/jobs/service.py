@@ -82,10 +82,12 @@ class JobService:
         self.database.close()
 
     # -- submitting -------------------------------------------------------------------------------
-    def submit(self, submission: Submission, max_active: int | None = None) -> tuple[Job, bool]:
+    def submit(self, submission: Submission, max_active: int | None = None, *,
+               held: bool = False) -> tuple[Job, bool]:
         """The job for this submission, and whether it is new (False: the Idempotency-Key's earlier job).
 
-        ``max_active``: how many jobs the submission's owner may have queued or running at once.
+        ``max_active``: how many jobs the submission's owner may have queued or running at once. ``held``
+        (a batch's book): the job starts ``waiting`` and is queued within ``max_active`` by ``release``.
         """
         job = self._new_job(submission)
         if job.idempotency_key and (earlier := self.store.by_idempotency_key(job.idempotency_key)):
@@ -96,21 +98,38 @@ class JobService:
                 stored = self._insert(self._from_cache(job, source))
                 self._accepted(stored, job)
                 return stored, True
-        if max_active is not None and submission.owner is not None:
-            active = self.store.count_active(submission.owner)
+        if held:
+            job = dataclasses.replace(job, status="waiting", max_active=max_active)
+        else:
+            self._check_room(submission.owner, max_active)
+        self.files.save_text(job.id, submission.text)
+        stored = self._insert(job, text=True)
+        if stored.id == job.id and not held:
+            self.queued()
+        self._accepted(stored, job)
+        return stored, stored.id == job.id
+
+    def _check_room(self, owner: str | None, max_active: int | None) -> None:
+        if max_active is not None and owner is not None:
+            active = self.store.count_active(owner)
             if active >= max_active:
                 raise TooManyActiveJobs(active, max_active, self.retry_after())
         queued = self.store.count("queued")
         if queued >= self.settings.max_queued_jobs:
             raise QueueFull(queued, self.retry_after())
-        self.files.save_text(job.id, submission.text)
-        stored = self._insert(job, text=True)
-        if stored.id == job.id:
-            self.signals.notify(QUEUED)
-            if self.worker is not None:
-                self.worker.wake()
-        self._accepted(stored, job)
-        return stored, stored.id == job.id
+
+    def release(self, owner: str | None) -> int:
+        """Queue the owner's waiting jobs that fit under its limit now (workers are woken); how many."""
+        released = self.store.release(owner)
+        if released:
+            self.queued()
+        return released
+
+    def queued(self) -> None:
+        """Wake the workers: jobs were queued."""
+        self.signals.notify(QUEUED)
+        if self.worker is not None:
+            self.worker.wake()
 
     @staticmethod
     def _accepted(stored: Job, job: Job) -> None:
@@ -241,6 +260,7 @@ class JobService:
             metrics.job_finished("cancelled", None)
             self.files.delete_text(job.id)
             self.signals.notify(FINISHED)
+            self.queued()  # its owner's next waiting job may have taken its place
         if self.worker is not None:
             self.worker.cancel(job_id)  # at once; workers in other processes see the flag at their next heartbeat
         return job

@@ -6,6 +6,11 @@ lock on SQLite. Every state change is one conditional ``UPDATE`` (``WHERE status
 = ...``), so two workers, or a worker and a recovery pass, can never both win: a worker whose lease
 was taken over finds its update refused and throws its result away. Times are Unix seconds (wall
 clock), since records outlive processes.
+
+A key's batch larger than its jobs at once starts with the surplus books ``waiting``: not claimable.
+Whatever ends one of the key's jobs (a worker's finish, a cancel, recovery) moves its oldest waiting
+jobs into the queue in the same transaction (``_release``), so a key never has more than its limit
+queued or running, and nothing ends without its successors being queued, crash or not.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from booknlp_api.jobs.database import Database
@@ -28,8 +33,19 @@ RECOVERED_PRIORITY = 10
 
 _INSERTED = ("id", "status", "book_id", "model", "pipeline", "sections", "text_chars", "text_offset", "cache_key",
              "cached_from", "idempotency_key", "request_hash", "created_at", "started_at", "finished_at",
-             "expires_at", "analysis", "result_dir", "precision", "owner")
+             "expires_at", "analysis", "result_dir", "precision", "owner", "max_active")
 _QUEUED = jobs.c.status == "queued"
+_ACTIVE = jobs.c.status.in_(("queued", "running"))
+_RELEASE_LOCK = 7_311_312
+"""PostgreSQL advisory lock class, with the owner's hash: one release per key at a time, so two jobs ending
+together cannot both see room for the same waiting job (SQLite's write lock already serialises them)."""
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A job's end, recorded: how many of its owner's waiting jobs were queued with it (true when recorded)."""
+
+    released: int = 0
 
 
 class DuplicateKey(Exception):
@@ -86,11 +102,11 @@ class JobStore:
 
     def get(self, job_id: str) -> Job | None:
         rows = self._rows(select(jobs).where(jobs.c.id == job_id))
-        return _job(rows[0]) if rows else None
+        return job_record(rows[0]) if rows else None
 
     def by_idempotency_key(self, key: str) -> Job | None:
         rows = self._rows(select(jobs).where(jobs.c.idempotency_key == key))
-        return _job(rows[0]) if rows else None
+        return job_record(rows[0]) if rows else None
 
     def page(self, status: str | None, limit: int, offset: int, owner: str | None = None) -> tuple[list[Job], int]:
         """Jobs newest first, optionally of one status and one owner, and how many there are in all."""
@@ -98,15 +114,14 @@ class JobStore:
                  if value is not None]
         rows = self._rows(select(jobs).where(*where).order_by(jobs.c.seq.desc()).limit(limit).offset(offset))
         total = self._scalar(select(func.count()).select_from(jobs).where(*where))
-        return [_job(row) for row in rows], int(total)
+        return [job_record(row) for row in rows], int(total)
 
     def count(self, status: str) -> int:
         return int(self._scalar(select(func.count()).select_from(jobs).where(jobs.c.status == status)))
 
-    def count_active(self, owner: str) -> int:
-        """This owner's jobs queued or running."""
-        return int(self._scalar(select(func.count()).select_from(jobs).where(
-            jobs.c.owner == owner, jobs.c.status.in_(("queued", "running")))))
+    def count_active(self, owner: str | None) -> int:
+        """This owner's jobs queued or running (waiting ones are not: they are held back)."""
+        return int(self._scalar(select(func.count()).select_from(jobs).where(_owned_by(owner), _ACTIVE)))
 
     def queue_summary(self) -> tuple[int, float | None, int]:
         """Jobs queued, when the oldest of them was submitted (None: none queued), and jobs running."""
@@ -123,14 +138,14 @@ class JobStore:
         return [row[0] for row in self._rows(select(jobs.c.id).where(jobs.c.status == status).order_by(jobs.c.seq))]
 
     def with_status(self, status: str) -> list[Job]:
-        return [_job(row) for row in self._rows(select(jobs).where(jobs.c.status == status).order_by(jobs.c.seq))]
+        return [job_record(row) for row in self._rows(select(jobs).where(jobs.c.status == status).order_by(jobs.c.seq))]
 
     def cached_source(self, cache_key: str, now: float) -> Job | None:
         """The newest unexpired success with this cache key."""
         rows = self._rows(select(jobs).where(
             jobs.c.cache_key == cache_key, jobs.c.status == "succeeded", jobs.c.expired == 0, jobs.c.expires_at > now,
             jobs.c.result_dir.is_not(None)).order_by(jobs.c.seq.desc()).limit(1))
-        return _job(rows[0]) if rows else None
+        return job_record(rows[0]) if rows else None
 
     def mean_run_seconds(self, last: int = 20) -> float | None:
         recent = select(jobs.c.finished_at, jobs.c.started_at).where(
@@ -177,11 +192,42 @@ class JobStore:
 
     def finish(self, job_id: str, worker_id: str | None, status: str, *, now: float, expires_at: float,
                error: JobError | None = None, analysis: AnalysisInfo | None = None,
-               result_dir: str | None = None) -> bool:
-        """Record how a running job ended; False when this worker no longer owns it."""
-        return bool(self._change(update(jobs).where(_leased(job_id, worker_id)).values(
-            status=status, finished_at=now, expires_at=expires_at, error=_dump(error), analysis=_dump(analysis),
-            result_dir=result_dir, worker_id=None, heartbeat_at=None)))
+               result_dir: str | None = None) -> Ended | None:
+        """Record how a running job ended, queueing its owner's next waiting jobs; None when this worker no
+        longer owns it."""
+        with self._engine.begin() as conn:
+            owner = conn.execute(select(jobs.c.owner).where(jobs.c.id == job_id)).scalar()
+            if not conn.execute(update(jobs).where(_leased(job_id, worker_id)).values(
+                    status=status, finished_at=now, expires_at=expires_at, error=_dump(error),
+                    analysis=_dump(analysis), result_dir=result_dir, worker_id=None, heartbeat_at=None)).rowcount:
+                return None
+            return Ended(self._release(conn, owner))
+
+    def release(self, owner: str | None) -> int:
+        """Queue this owner's oldest waiting jobs while it has room under their limit; how many were queued."""
+        with self._engine.begin() as conn:
+            return self._release(conn, owner)
+
+    def release_all(self) -> int:
+        """``release`` for every owner with waiting jobs (recovery: a batch recorded just before a crash)."""
+        owners = [row[0] for row in self._rows(select(jobs.c.owner).where(jobs.c.status == "waiting").distinct())]
+        return sum(self.release(owner) for owner in owners)
+
+    def _release(self, conn: Connection, owner: str | None) -> int:
+        if self.database.is_postgres:
+            conn.execute(text("select pg_advisory_xact_lock(:lock, hashtext(:owner))"),
+                         {"lock": _RELEASE_LOCK, "owner": owner or ""})
+        waiting = select(jobs.c.id, jobs.c.max_active).where(_owned_by(owner), jobs.c.status == "waiting")
+        first = conn.execute(waiting.order_by(jobs.c.seq).limit(1)).first()
+        if first is None:
+            return 0
+        active = conn.execute(select(func.count()).select_from(jobs).where(_owned_by(owner), _ACTIVE)).scalar()
+        room = (first.max_active or 1) - int(active or 0)
+        if room <= 0:
+            return 0
+        ids = [row.id for row in conn.execute(waiting.order_by(jobs.c.seq).limit(room))]
+        return int(conn.execute(update(jobs).where(jobs.c.id.in_(ids), jobs.c.status == "waiting")
+                                .values(status="queued")).rowcount)
 
     def requeue(self, job_id: str, worker_id: str | None) -> bool:
         """Put a running job back in the queue, ahead of fresh jobs (its worker died or is stopping)."""
@@ -190,10 +236,12 @@ class JobStore:
             priority=RECOVERED_PRIORITY)))
 
     def cancel(self, job_id: str, now: float, expires_at: float) -> Job | None:
-        """Cancel a queued job at once, or ask a running one to stop; the job as it is then."""
+        """Cancel a waiting or queued job at once (queueing its owner's next waiting job in its place), or ask a
+        running one to stop; the job as it is then."""
         with self._engine.begin() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job_id, _QUEUED).values(
-                status="cancelled", finished_at=now, expires_at=expires_at, cancel_requested=1))
+            if conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(("waiting", "queued"))).values(
+                    status="cancelled", finished_at=now, expires_at=expires_at, cancel_requested=1)).rowcount:
+                self._release(conn, conn.execute(select(jobs.c.owner).where(jobs.c.id == job_id)).scalar())
             conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running")
                          .values(cancel_requested=1))
         return self.get(job_id)
@@ -201,7 +249,7 @@ class JobStore:
     # -- upkeep ------------------------------------------------------------------------------------
     def expire(self, now: float) -> list[Job]:
         """Mark finished jobs past their expiry as expired; the ones just marked."""
-        due = [_job(row) for row in self._rows(select(jobs).where(jobs.c.expires_at <= now, jobs.c.expired == 0))]
+        due = [job_record(row) for row in self._rows(select(jobs).where(jobs.c.expires_at <= now, jobs.c.expired == 0))]
         for job in due:
             self._change(update(jobs).where(jobs.c.id == job.id).values(expired=1, result_dir=None))
         return due
@@ -225,6 +273,10 @@ class JobStore:
 
     def workers(self) -> dict[str, WorkerRecord]:
         return {row.id: _worker(row) for row in self._rows(select(workers))}
+
+
+def _owned_by(owner: str | None) -> Any:
+    return jobs.c.owner.is_(None) if owner is None else jobs.c.owner == owner
 
 
 def _leased(job_id: str, worker_id: str | None) -> Any:
@@ -254,8 +306,9 @@ def _columns(job: Job) -> dict[str, Any]:
     return values
 
 
-def _job(row: Row[Any]) -> Job:
-    data = dict(row._mapping)
+def job_record(row: Row[Any]) -> Job:
+    """The job in a row of ``jobs`` (alone or joined: only the table's own columns are read)."""
+    data = {name: row._mapping[name] for name in jobs.c.keys()}
     data["pipeline"] = tuple(json.loads(data["pipeline"]))
     data["sections"] = None if data["sections"] is None else tuple(json.loads(data["sections"]))
     data["progress"] = None if data["progress"] is None else json.loads(data["progress"])

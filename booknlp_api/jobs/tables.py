@@ -41,6 +41,7 @@ jobs = Table(
     Column("precision", Text, nullable=False, default="exact"),
     Column("owner", Text),
     Column("priority", Integer, nullable=False, default=0),
+    Column("max_active", Integer),
     sqlite_autoincrement=True,
 )
 

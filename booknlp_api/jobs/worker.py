@@ -36,7 +36,7 @@ from booknlp_api.jobs.records import AnalysisInfo, Job, JobError, job_error
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.results import chosen_sections, store_result_json
 from booknlp_api.jobs.signals import Signals
-from booknlp_api.jobs.store import JobStore, WorkerRecord
+from booknlp_api.jobs.store import Ended, JobStore, WorkerRecord
 from booknlp_api.jobs.wake import FINISHED, QUEUED
 from booknlp_api.logs import job_context
 
@@ -263,9 +263,11 @@ class JobWorker:
         name = self.files.publish(run)
         now = time.time()
         expires_at = now + self.settings.job_ttl_seconds
-        if self.store.finish(job.id, self.record.id, "succeeded", now=now, expires_at=expires_at, analysis=info,
-                             result_dir=name):
+        ended = self.store.finish(job.id, self.record.id, "succeeded", now=now, expires_at=expires_at, analysis=info,
+                                  result_dir=name)
+        if ended:
             self.signals.notify(FINISHED)  # a request waiting for this result answers now
+            self._released(ended)
             metrics.job_finished("succeeded", None)
             self.files.drop_other_runs(job.id, keep=name)
             self.files.delete_text(job.id)
@@ -284,9 +286,15 @@ class JobWorker:
 
     def _end(self, job: Job, status: str, error: JobError | None) -> None:
         now = time.time()
-        if self.store.finish(job.id, self.record.id, status, now=now, expires_at=now + self.settings.job_ttl_seconds,
-                             error=error):
+        ended = self.store.finish(job.id, self.record.id, status, now=now,
+                                  expires_at=now + self.settings.job_ttl_seconds, error=error)
+        if ended:
             self.signals.notify(FINISHED)
+            self._released(ended)
             metrics.job_finished(status, error)
             self.files.delete_text(job.id)
             log.info("job %s: %s%s", job.id, status, f" ({error.code})" if error is not None else "")
+
+    def _released(self, ended: Ended) -> None:
+        if ended.released:  # the owner's waiting books queued in its place: other idle workers may take them
+            self.signals.notify(QUEUED)

@@ -268,7 +268,7 @@ def test_a_database_from_before_migrations_is_upgraded_in_place_and_its_jobs_rea
     db.close()
 
 
-@pytest.mark.parametrize("start", ["0001", "0002", "0003"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004"])
 def test_a_database_at_each_earlier_migration_is_upgraded_to_the_newest(database_url: str, start: str) -> None:
     """Each migration after ``start`` runs on both backends (0003 and 0004 on PostgreSQL too), keeping the jobs."""
     engine = create_engine(sqlalchemy_url(database_url, Path()))

@@ -8,8 +8,10 @@ so two processes asking for a key's last unit at once never both get it.
 
 ``rate_entries`` holds one row per counted hit (moving window: ``Retry-After`` is exactly when the oldest
 leaves the window); ``rate_counters`` one row per key and window (fixed window, sliding-window counter).
-A key's stale entries go when it is next counted; every process also deletes all expired rows at most
-once a minute, on the way, so keys that never come back leave nothing behind. Times are wall-clock Unix
+Each process deletes every expired row at most once a minute, on the way (a stale row is never counted:
+every read bounds the window), so keys that never come back leave nothing behind. A count reads the
+key's rows in its window through one index (key, time, cost), so its cost grows with the key's quota
+(``benchmarks/rate_limits.py``). Times are wall-clock Unix
 seconds, as everywhere in the job database.
 """
 
@@ -30,8 +32,9 @@ from booknlp_api.jobs.database import Database
 from booknlp_api.jobs.errors import DatabaseUnavailable
 from booknlp_api.jobs.tables import rate_counters, rate_entries
 
-_LOCK_SPACE = 7_311_312
-"""First half of the two-int PostgreSQL advisory lock ids of rate keys (a key space apart from the migration's)."""
+_LOCK_SPACE = 7_311_313
+"""First half of the two-int PostgreSQL advisory lock ids of rate keys (7_311_312 is the job store's per-owner
+release lock; the migration's is a single bigint id, a key space of its own)."""
 SWEEP_SECONDS = 60.0
 """How often one process deletes every expired row (on the way, when it next counts)."""
 
@@ -124,9 +127,8 @@ class DatabaseRateStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupp
         if amount > limit:
             return False
         with self._counting(key) as (conn, now):
-            conn.execute(delete(rate_entries).where(rate_entries.c.key == key, rate_entries.c.at <= now - expiry))
             used = conn.execute(select(func.coalesce(func.sum(rate_entries.c.amount), 0)).where(
-                rate_entries.c.key == key)).scalar_one()
+                rate_entries.c.key == key, rate_entries.c.at > now - expiry)).scalar_one()
             if int(used) + amount > limit:
                 return False
             conn.execute(insert(rate_entries).values(key=key, at=now, amount=amount, expires_at=now + expiry))

@@ -112,7 +112,7 @@ rate_entries = Table(
     Column("at", Float, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("expires_at", Float, nullable=False),
-    Index("rate_entries_key_at", "key", "at"),
+    Index("rate_entries_key_at", "key", "at", "amount"),  # covers the sum over a window
     Index("rate_entries_expires", "expires_at"),
 )
 """One row per counted hit of a moving-window limit (``jobs.rate_counters``: requests per key)."""

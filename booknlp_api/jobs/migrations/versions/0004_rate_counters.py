@@ -23,7 +23,7 @@ def upgrade() -> None:
                     sa.Column("key", sa.Text, nullable=False), sa.Column("at", sa.Float, nullable=False),
                     sa.Column("amount", sa.BigInteger, nullable=False),
                     sa.Column("expires_at", sa.Float, nullable=False))
-    op.create_index("rate_entries_key_at", "rate_entries", ["key", "at"])
+    op.create_index("rate_entries_key_at", "rate_entries", ["key", "at", "amount"])  # covers the window sums
     op.create_index("rate_entries_expires", "rate_entries", ["expires_at"])
 
 

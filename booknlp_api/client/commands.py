@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from booknlp_api.client.connection import DEFAULT_URL, KEY_VARIABLE, URL_VARIABLE
 from booknlp_api.client.errors import BookNLPError
-from booknlp_api.vocabulary import ARCHIVE_SUFFIXES
+from booknlp_api.vocabulary import ARCHIVE_SUFFIXES, JOB_STATUSES, PIPES, PRECISIONS
 
 if TYPE_CHECKING:
     from booknlp_api.client.sync import Client
@@ -27,8 +27,8 @@ def add_commands(commands: Any) -> None:
     submit.add_argument("--out", type=Path, help="write each book's native files (BOOK.zip) and JSON (BOOK.json) "
                                                  "here; implies --wait")
     submit.add_argument("--model", help="model name (default: the service's)")
-    submit.add_argument("--pipeline", help="comma-separated: entity,quote,supersense,event,coref (default: all)")
-    submit.add_argument("--precision", choices=["exact", "fast"])
+    submit.add_argument("--pipeline", help=f"comma-separated: {','.join(PIPES)} (default: all)")
+    submit.add_argument("--precision", choices=PRECISIONS)
     submit.add_argument("--strip-gutenberg", action="store_true", help="remove Project Gutenberg's boilerplate")
     submit.add_argument("--no-cache", action="store_true", help="analyse again even if an identical result exists")
     _connection_options(submit)
@@ -37,7 +37,7 @@ def add_commands(commands: Any) -> None:
     jobs = commands.add_parser("jobs", help="jobs on a booknlp-api service: list, status, cancel, result")
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True)
     listing = job_commands.add_parser("list", help="your jobs, newest first")
-    listing.add_argument("--status", choices=["waiting", "queued", "running", "succeeded", "failed", "cancelled"])
+    listing.add_argument("--status", choices=JOB_STATUSES)
     listing.add_argument("--limit", type=int, default=20)
     listing.set_defaults(run=_run(_list))
     for name, handler, text in (("status", _status, "a job's status and progress (JSON)"),

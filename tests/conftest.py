@@ -91,11 +91,24 @@ def postgres() -> Iterator[PostgresServer]:
     server.remove()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+BACKENDS = ["sqlite", "postgresql"]
+"""The job databases every job-layer test runs on: ``params`` of a fixture, as ``database_url`` has them."""
+
+
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty job database of each kind: the job tests run against both backends."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
+
+
+def backend_setting(request: pytest.FixtureRequest) -> str | None:
+    """``BOOKNLP_DATABASE_URL`` for a fixture parametrized over ``BACKENDS`` (a module's server or app, say):
+    unset for SQLite, a fresh database on the session's PostgreSQL server otherwise."""
+    if request.param == "sqlite":
+        return None
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 
 from booknlp_api.jobs.database import SQLITE_FILE
 from booknlp_api.jobs.store import JobStore
-from tests.conftest import AUTH, READY_SECONDS, hold_seam_env, keys_file
+from tests.conftest import AUTH, READY_SECONDS, database_setting, hold_seam_env, keys_file
 
 CLI = Path(sys.executable).with_name("booknlp-api")
 
@@ -37,6 +37,15 @@ class Server:
         self.log = data_dir.parent / f"{data_dir.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(timeout=60, headers=AUTH)
+
+    @property
+    def database_url(self) -> str | None:
+        """``BOOKNLP_DATABASE_URL`` of this server: None for the data folder's SQLite."""
+        return self.env.get("BOOKNLP_DATABASE_URL")
+
+    def store(self) -> AbstractContextManager[JobStore]:
+        """The job store this server uses, opened apart from it (readable while no server is up)."""
+        return job_store(self.data_dir, self.database_url)
 
     def start(self, until: str = "/v1/ready") -> None:
         """Start, and wait until ``until`` answers 200 (readiness: a worker process has loaded the models)."""
@@ -116,6 +125,12 @@ def has_finished(job: dict[str, Any]) -> bool:
     return job["status"] in ("succeeded", "failed", "cancelled")
 
 
+def database_env(database_url: str) -> dict[str, str]:
+    """The environment that puts a server on a ``database_url`` fixture's database (none: SQLite in its folder)."""
+    setting = database_setting(database_url)
+    return {} if setting is None else {"BOOKNLP_DATABASE_URL": setting}
+
+
 @contextmanager
 def running_server(models_dir: Path, data_dir: Path, **settings: str) -> Iterator[Server]:
     server = Server(models_dir, data_dir, **settings)
@@ -126,8 +141,9 @@ def running_server(models_dir: Path, data_dir: Path, **settings: str) -> Iterato
 
 
 @contextmanager
-def job_store(data_dir: Path) -> Iterator[JobStore]:
-    store = JobStore(data_dir / SQLITE_FILE)
+def job_store(data_dir: Path, database_url: str | None = None) -> Iterator[JobStore]:
+    """The job store of a server on ``data_dir`` (its SQLite file) or on ``database_url`` (PostgreSQL)."""
+    store = JobStore(database_url or data_dir / SQLITE_FILE)
     try:
         yield store
     finally:

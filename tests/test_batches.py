@@ -1,7 +1,7 @@
 """Batches: many books in one call (files or an archive), counted, cancelled and fetched together.
 
 Archive safety is tested on the reader (engine.book_archive); the routes through the app and one worker on
-the tiny models (pipeline `supersense`, the fast one: the analysis is not the point here).
+the tiny models (pipeline `supersense`, the fast one: the analysis is not the point here), on both databases.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from booknlp_api.engine.book_archive import (
 )
 from booknlp_api.jobs.store import JobStore, WorkerRecord
 from booknlp_api.jobs.tables import jobs
-from tests.conftest import AUTH, TEST_KEY, server_sent_events, wait_until_ready
+from tests.conftest import AUTH, BACKENDS, TEST_KEY, backend_setting, server_sent_events, wait_until_ready
 from tests.epub_books import Epub, chapter_xhtml, wild_epub
 
 LIMITS = ArchiveLimits(max_members=10, max_total_bytes=2_000_000, max_member_bytes=1_000_000, max_ratio=50)
@@ -113,8 +113,9 @@ def test_archive_bombs_are_refused_by_ratio_size_and_member_count() -> None:
         books_in_archive(_zip({f"{i}.txt": b"x" for i in range(11)}), "c.zip", LIMITS)
 
 
-@pytest.fixture(scope="module")
-def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[TestClient]:
     from booknlp_api.api.app import create_app
 
     data_dir = tmp_path_factory.mktemp("batch-data")
@@ -124,7 +125,7 @@ def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                     f"thrifty {THRIFTY_KEY} max_chars_per_day=20\n"
                     f"boss {ADMIN_KEY} admin\n", encoding="utf-8")
     settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=data_dir, shutdown_grace_seconds=0,
-                        api_keys_file=keys, max_batch_books=20)
+                        api_keys_file=keys, max_batch_books=20, database_url=backend_setting(request))
     with TestClient(create_app(settings), raise_server_exceptions=False, headers=AUTH) as client:
         wait_until_ready(client)
         yield client

@@ -1,5 +1,6 @@
 """``GET /v1/jobs/{id}/events`` against a real server: progress from the worker process arrives as Server-Sent
-Events, in order, and the stream ends with the finished job; other keys get the usual 404."""
+Events, in order, and the stream ends with the finished job; other keys get the usual 404. On both databases:
+the progress the worker process writes reaches the stream through the job store."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ import httpx
 import pytest
 
 from benchmarks.corpus import text_path
-from tests.conftest import server_sent_events
+from tests.conftest import BACKENDS, backend_setting, server_sent_events
 from tests.server_process import Server, running_server
 
 BOOK = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")[20_000:60_000]
 """Long enough (~9K tokens) that the job runs for seconds after the hold is lifted: the stream sees it move."""
 
 
-@pytest.fixture(scope="module")
-def server(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tiny_models_dir, tmp_path_factory.mktemp("events") / "data") as server:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[Server]:
+    database = backend_setting(request)
+    settings = {} if database is None else {"BOOKNLP_DATABASE_URL": database}
+    with running_server(tiny_models_dir, tmp_path_factory.mktemp("events") / "data", **settings) as server:
         server.start()
         yield server
 

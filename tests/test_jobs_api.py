@@ -23,7 +23,7 @@ from booknlp_api.engine.native import EXTENSIONS
 from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
 from booknlp_api.jobs.recovery import Recovery
 from booknlp_api.jobs.store import WorkerRecord
-from tests.conftest import AUTH, hold_seam_env, keys_file, set_job, wait_until_ready
+from tests.conftest import AUTH, BACKENDS, backend_setting, hold_seam_env, keys_file, set_job, wait_until_ready
 from tests.epub_books import Epub, chapter_xhtml, declared_xhtml, wild_epub
 
 NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
@@ -38,14 +38,14 @@ def hold(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hold") / "hold"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def client(tiny_models_dir: Path, tmp_path_factory: pytest.TempPathFactory, hold: Path,
            request: pytest.FixtureRequest) -> Iterator[TestClient]:
     """The app and its worker process, on each kind of job database (PostgreSQL: texts and results in it too)."""
     from booknlp_api.api.app import create_app
 
     data_dir = tmp_path_factory.mktemp("jobs-data")
-    database = request.getfixturevalue("postgres").new_database() if request.param == "postgresql" else None
+    database = backend_setting(request)
     settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=data_dir, max_job_chars=100_000,
                         shutdown_grace_seconds=0, api_keys_file=keys_file(data_dir), database_url=database)
     with pytest.MonkeyPatch.context() as patch:

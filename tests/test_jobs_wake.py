@@ -1,5 +1,9 @@
 """Wake-ups across processes on one data folder: workers start queued jobs and waiting requests answer
-without waiting for a poll (the polls are made hours long here, so only a wake-up can do it)."""
+without waiting for a poll (the polls are made hours long here, so only a wake-up can do it).
+
+The doorbell tests are about the data folder's local sockets and run on SQLite's setup only; the job
+test runs on both databases, on PostgreSQL with a data folder per side so that only LISTEN/NOTIFY
+(``jobs.signals``) can wake them."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs.records import Submission
 from booknlp_api.jobs.service import JobService
 from booknlp_api.jobs.wake import FINISHED, QUEUED, Doorbell, FinishWatch, notify, wake_dir
+from tests.conftest import database_setting
 
 NO_POLL = 3600.0
 
@@ -95,10 +100,12 @@ def test_finish_watch_wakes_the_coroutines_waiting_on_it(tmp_path: Path) -> None
 
 
 def test_a_job_submitted_by_another_process_starts_and_its_waiter_answers_without_polling(
-        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch) -> None:
+        tiny_models_dir: Path, tmp_path: Path, tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch,
+        database_url: str) -> None:
     monkeypatch.setattr(job_worker, "POLL_SECONDS", NO_POLL)
     monkeypatch.setattr(job_service, "WAIT_POLL_SECONDS", NO_POLL)
-    settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path)
+    database = database_setting(database_url)
+    settings = Settings(models_dir=tiny_models_dir, model="tiny", data_dir=tmp_path, database_url=database)
     worker_side = JobService(settings, tiny_service)
     worker = worker_side.new_worker()
     asleep = threading.Event()
@@ -110,10 +117,13 @@ def test_a_job_submitted_by_another_process_starts_and_its_waiter_answers_withou
 
     monkeypatch.setattr(worker._wake, "wait", wait)
     worker.start()
-    api_side = JobService(settings, tiny_service)  # no worker: like the API process, it only submits and waits
+    # No worker: like the API process, it only submits and waits; on PostgreSQL from a data folder of its own.
+    api_side = JobService(settings if database is None else settings.model_copy(update={"data_dir": tmp_path / "api"}),
+                          tiny_service)
     try:
         assert api_side.worker is None
         assert asleep.wait(60)  # the idle worker sleeps on its (hour-long) poll before the job arrives
+        assert worker_side.signals.listening(60)  # and hears the database's notifications (PostgreSQL)
         job, _ = api_side.submit(Submission(text="Marley was dead.", pipeline=("supersense",)))
         finished = asyncio.run(api_side.wait(job.id, timeout=120))
         assert finished.status == "succeeded"

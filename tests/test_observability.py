@@ -1,7 +1,8 @@
 """Metrics, JSON logs and request ids, read from a real `booknlp-api serve` after real jobs (tests/server_process.py).
 
 The job metrics are counted in the worker process and read by the API process's /metrics: these tests
-pass only if the multiprocess files carry them across.
+pass only if the multiprocess files carry them across. SQLite only: metrics files and logs do not depend on
+the database (the store's gauges on PostgreSQL, and while it is down: tests/test_metrics_outage.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Worker processes started apart from the API (BOOKNLP_WORKERS=0 and `booknlp-api worker`), more than one,
 without preloading: readiness follows them, and jobs are shared out between them. A device list
 (BOOKNLP_DEVICES) starts one worker process per device, here real processes on the CPU; devices this
-machine lacks (cuda:98, cuda:99 exist nowhere) are named at start and the workers fall back."""
+machine lacks (cuda:98, cuda:99 exist nowhere) are named at start and the workers fall back.
+
+Sharing jobs runs on both databases; on PostgreSQL each worker has a data folder of its own, so the
+database alone carries claims and wake-ups. The device-list tests are about the device plan, not the
+store, and run on SQLite only."""
 
 from __future__ import annotations
 
@@ -15,16 +19,19 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import expected_device
-from tests.server_process import CLI, Server, has_finished, job_store, running_server
+from tests.server_process import CLI, Server, database_env, has_finished, running_server
 
 
 @contextmanager
 def _workers(server: Server, count: int, **settings: str) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``count`` `booknlp-api worker` processes on the server's data folder, models not preloaded."""
+    """``count`` `booknlp-api worker` processes on the server's database, models not preloaded: on its data
+    folder (SQLite), or each on a folder of its own (PostgreSQL: nothing shared but the database URL)."""
     env = {**server.env, "BOOKNLP_PRELOAD": "false", **settings}
+    folders = [server.data_dir if server.database_url is None else server.data_dir.with_name(f"worker{n}")
+               for n in range(count)]
     with server.log.open("ab") as log:
-        processes = [subprocess.Popen([str(CLI), "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
-                     for _ in range(count)]
+        processes = [subprocess.Popen([str(CLI), "worker"], env={**env, "BOOKNLP_DATA_DIR": str(folder)},
+                                      stdout=log, stderr=subprocess.STDOUT) for folder in folders]
     try:
         yield processes
     finally:
@@ -46,7 +53,7 @@ def _assert_no_worker(server: Server) -> None:
 def _ready_workers(server: Server, count: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with job_store(server.data_dir) as store:
+        with server.store() as store:
             if sum(w.state == "ready" for w in store.workers().values()) == count:
                 return
         time.sleep(0.2)
@@ -55,8 +62,9 @@ def _ready_workers(server: Server, count: int, timeout: float = 300) -> None:
 
 @pytest.mark.timeout(1200)
 def test_an_api_without_workers_is_not_ready_until_separate_workers_connect_and_they_share_the_jobs(
-        tiny_models_dir: Path, tmp_path: Path) -> None:
-    with running_server(tiny_models_dir, tmp_path / "data", BOOKNLP_WORKERS="0") as server:
+        tiny_models_dir: Path, tmp_path: Path, database_url: str) -> None:
+    with running_server(tiny_models_dir, tmp_path / "data", BOOKNLP_WORKERS="0",
+                        **database_env(database_url)) as server:
         server.start(until="/v1/health")
         _assert_no_worker(server)
 
@@ -71,7 +79,7 @@ def test_an_api_without_workers_is_not_ready_until_separate_workers_connect_and_
                 jobs = [server.submit(f"Book {n}. Mr. Darcy bowed.", pipeline=["supersense"]) for n in range(2)]
                 for job_id in jobs:
                     server.wait(job_id, lambda job: job["status"] == "running")
-                with job_store(server.data_dir) as store:
+                with server.store() as store:
                     runners = {store.get(job_id).worker_id for job_id in jobs}  # type: ignore[union-attr]
                     workers = set(store.workers())
                 assert len(runners) == 2 and runners <= workers

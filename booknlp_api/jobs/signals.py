@@ -3,8 +3,9 @@
 Sockets reach the processes of one machine; NOTIFY reaches every process connected to the same
 PostgreSQL server, wherever it runs. Either is best effort: workers still poll the queue every 2 s
 and waiting requests their job every 1 s, so a wake-up lost (the database restarting, say) costs
-only latency. After its connection comes back, a listener rings every subscriber once, since a
-notification may have been missed while it was away.
+only latency. Once a channel is LISTENed on (at first, and again after the connection comes back),
+its subscribers are rung once, since a notification sent before may have been missed: a worker
+started just before a job was queued looks at the queue then instead of at its next poll.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class Signals:
             self._listener.subscribe(CHANNEL_PREFIX + topic, bell.ring)
         return bell
 
+    def listening(self, timeout: float) -> bool:
+        """Whether every channel subscribed to is LISTENed on, waiting up to ``timeout`` s (SQLite: at once)."""
+        return self._listener is None or self._listener.listening.wait(timeout)
+
     def close(self) -> None:
         if self._listener is not None:
             self._listener.close()
@@ -68,9 +73,13 @@ class _Listener:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
+        self.listening = threading.Event()
+        """Set while the connection LISTENs on every channel subscribed to."""
 
     def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         with self._lock:
+            if channel not in self._subscribers:
+                self.listening.clear()
             self._subscribers.setdefault(channel, []).append(callback)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="job-listen", daemon=True)
@@ -82,15 +91,12 @@ class _Listener:
             self._thread.join(LISTEN_SECONDS + 1)
 
     def _run(self) -> None:
-        first = True
         while not self._closed.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
-                    if not first:
-                        self._ring_all()
-                    first = False
                     self._listen(conn)
             except psycopg.Error as exc:
+                self.listening.clear()
                 log.debug("LISTEN connection lost (%s); reconnecting", exc)
                 self._closed.wait(RECONNECT_SECONDS)
 
@@ -102,6 +108,11 @@ class _Listener:
             for channel in channels:
                 conn.execute(f'listen "{channel}"')  # channel names are ours (CHANNEL_PREFIX + topic)
                 listening.add(channel)
+                # Only now are its notifications received: whatever was notified before, look once.
+                self._ring(channel)
+            with self._lock:
+                if listening >= set(self._subscribers):
+                    self.listening.set()
             for note in conn.notifies(timeout=LISTEN_SECONDS, stop_after=1):
                 self._ring(note.channel)
 
@@ -111,9 +122,3 @@ class _Listener:
         for callback in callbacks:
             with contextlib.suppress(Exception):
                 callback()
-
-    def _ring_all(self) -> None:
-        with self._lock:
-            channels = list(self._subscribers)
-        for channel in channels:
-            self._ring(channel)

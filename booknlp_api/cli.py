@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from booknlp_api.config import Settings
-from booknlp_api.jobs.metrics_files import share_metrics
+from booknlp_api.jobs.metrics_files import share_metrics, share_metrics_in
 from booknlp_api.logs import configure_logging
 
 
@@ -200,9 +202,21 @@ def _keys_parser(commands: Any) -> None:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    folder = None
+    if settings.worker_metrics_port is not None:
+        # Private to this worker and the processes it starts (one per device): other workers may share the data
+        # folder. Chosen before the job modules import prometheus_client.
+        folder = share_metrics_in(Path(tempfile.mkdtemp(prefix="booknlp-worker-metrics-")))
+    from booknlp_api.jobs.metrics_files import serve_metrics
     from booknlp_api.jobs.supervisor import run_worker_command
 
-    return run_worker_command(settings, exit_with_parent=args.exit_with_parent)
+    try:
+        if settings.worker_metrics_port is not None:
+            serve_metrics(settings.worker_metrics_port)
+        return run_worker_command(settings, exit_with_parent=args.exit_with_parent)
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _parser() -> argparse.ArgumentParser:

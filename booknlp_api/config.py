@@ -106,6 +106,11 @@ class Settings(BaseSettings):
                                 "API process on it), or a `limits` storage URI (memory://: this API process alone)."
     )
 
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="`booknlp-api worker` on its own serves its metrics on this port "
+        "(all interfaces, GET /metrics); unset: none (under `serve`, the API's /metrics has them)."
+    )
+
     cors_origins: str | None = Field(
         None, description="Comma-separated origins a browser may call the API from (CORS); unset: none, no CORS."
     )
@@ -116,7 +121,7 @@ class Settings(BaseSettings):
         120.0, gt=0, description="A request body must arrive within this many seconds (else 408)."
     )
     head_timeout_seconds: float = Field(
-        10.0, gt=0, description="A request line and headers must arrive within this many seconds of the connection "
+        30.0, gt=0, description="A request line and headers must arrive within this many seconds of the connection "
         "(or of their first byte on a kept-alive one), else 408 and the connection is closed."
     )
 

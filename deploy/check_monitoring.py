@@ -6,8 +6,10 @@ Run by scripts/static-checks.sh (needs PyYAML):
     python deploy/check_monitoring.py RENDERED_DIR
 
 RENDERED_DIR holds the chart rendered as for deploy/check_policy.py (``cpu.yaml``, ``gpu.yaml``, ``ingress.yaml``;
-the Ingress values also turn the ServiceMonitor on). Every metric a rule or panel names must be one the code
-defines; tests/test_observability.py checks the same names against a real server's /metrics.
+the Ingress values also turn the ServiceMonitor on) and scaled out (``scale.yaml``, ``scale-external.yaml``; the
+latter with the ServiceMonitor, so a PodMonitor for the worker pods, which have no Service). Every metric a rule
+or panel names must be one the code defines; tests/test_observability.py checks the same names against a real
+server's /metrics.
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ def check_compose() -> None:
     expect("booknlp:8000" in targets and all(t.split(":")[0] in services for t in targets),
            f"prometheus.yml: scrapes compose services only, booknlp:8000 among them ({sorted(targets)})")
     expect(config.get("rule_files") == ["alerts.yaml"], "prometheus.yml: loads alerts.yaml")
+    for name in ("booknlp-worker", "booknlp-worker-gpu"):
+        port = services[name].get("environment", {}).get("BOOKNLP_WORKER_METRICS_PORT")
+        expect(port and services[name].get("expose") == [port], f"compose: {name} serves and exposes its metrics port")
+        expect(any(name in sd.get("names", []) and str(sd.get("port")) == port
+                   for job in config["scrape_configs"] for sd in job.get("dns_sd_configs", [])),
+               f"prometheus.yml: scrapes every {name} replica on its metrics port (DNS discovery)")
     for dockerfile in ("Dockerfile", "Dockerfile.gpu"):
         expect(re.search(r"^\s*BOOKNLP_LOG_FORMAT=json\b", (ROOT / dockerfile).read_text(encoding="utf-8"), re.M),
                f"{dockerfile}: ENV BOOKNLP_LOG_FORMAT=json")
@@ -131,6 +139,34 @@ def check_chart(path: Path, variant: str) -> None:
                f"{where}: ServiceMonitor scrapes /metrics on a named port of the Service")
 
 
+def check_workers(path: Path, variant: str) -> None:
+    """Scaled out, each worker pod serves its job metrics on a port that annotations or a PodMonitor name."""
+    kinds = rendered(path)
+    where = f"helm[{variant}] workers"
+    workers = next(d for d in kinds["Deployment"] if d["metadata"]["name"].endswith("-workers"))
+    template = workers["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    expect(list(ports) == ["metrics"] and env.get("BOOKNLP_WORKER_METRICS_PORT") == str(ports["metrics"]),
+           f"{where}: one port, metrics, the one BOOKNLP_WORKER_METRICS_PORT names")
+    annotations = template["metadata"].get("annotations", {})
+    expect(annotations.get("prometheus.io/scrape") == "true" and annotations.get("prometheus.io/path") == "/metrics"
+           and annotations.get("prometheus.io/port") == str(ports.get("metrics")),
+           f"{where}: pod annotations prometheus.io/scrape, /path=/metrics, /port=the metrics port")
+    monitors = kinds.get("PodMonitor", [])
+    if variant != "scale-external":
+        expect(not monitors, f"{where}: no PodMonitor unless metrics.serviceMonitor.enabled")
+        return
+    expect(len(monitors) == 1, f"{where}: one PodMonitor when metrics.serviceMonitor.enabled")
+    for monitor in monitors:
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        expect(selector.items() <= template["metadata"]["labels"].items()
+               and selector.get("app.kubernetes.io/component") == "worker", f"{where}: PodMonitor selects the workers")
+        expect(all(e["port"] == "metrics" and e["path"] == "/metrics" for e in monitor["spec"]["podMetricsEndpoints"]),
+               f"{where}: PodMonitor scrapes /metrics on the metrics port")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
@@ -141,6 +177,8 @@ def main(argv: list[str]) -> int:
     check_compose()
     for variant in ("cpu", "gpu", "ingress"):
         check_chart(Path(argv[0]) / f"{variant}.yaml", variant)
+    for variant in ("scale", "scale-external"):
+        check_workers(Path(argv[0]) / f"{variant}.yaml", variant)
     for problem in problems:
         print(f"monitoring: {problem}", file=sys.stderr)
     print(f"monitoring: {'FAILED, ' + str(len(problems)) + ' problem(s)' if problems else 'all rules hold'}")

@@ -73,7 +73,8 @@ def check_scaled_chart(path: Path, variant: str, fields: set[str]) -> None:
 
     # The workers: `worker`, one GPU each in the GPU variant, grace longer than the job shutdown grace.
     limits = worker_c.get("resources", {}).get("limits", {})
-    expect(worker_c["args"] == ["worker"] and "ports" not in worker_c, f"{where}: workers run `worker`, no ports")
+    expect(worker_c["args"] == ["worker"] and [p["name"] for p in worker_c.get("ports", [])] in ([], ["metrics"]),
+           f"{where}: workers run `worker`, no port but their metrics")
     expect(limits.get("nvidia.com/gpu") == (1 if gpu else None), f"{where}: workers get one GPU each iff GPU")
     expect(worker_c["image"].endswith("-gpu") == gpu, f"{where}: worker image {worker_c['image']} (GPU tag iff GPU)")
     expect((worker_env.get("BOOKNLP_DEVICE", {}).get("value") == "cpu") != gpu, f"{where}: workers' BOOKNLP_DEVICE")

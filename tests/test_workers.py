@@ -16,10 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from booknlp_api.config import Settings
+from booknlp_api.jobs.supervisor import worker_env
 from tests.conftest import expected_device
-from tests.server_process import CLI, Server, database_env, has_finished, running_server
+from tests.server_process import CLI, Server, database_env, free_port, has_finished, running_server
 
 
 @contextmanager
@@ -90,6 +94,34 @@ def test_an_api_without_workers_is_not_ready_until_separate_workers_connect_and_
 
         # Stopped workers deregister: the API has nobody to run analyses again.
         _assert_no_worker(server)
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_on_its_own_serves_its_job_metrics_on_its_port(tiny_models_dir: Path, tmp_path: Path) -> None:
+    port, scratch = free_port(), tmp_path / "tmp"
+    scratch.mkdir()
+    with running_server(tiny_models_dir, tmp_path / "data", BOOKNLP_WORKERS="0") as server:
+        server.start(until="/v1/health")
+        with _workers(server, 1, BOOKNLP_WORKER_METRICS_PORT=str(port), TMPDIR=str(scratch)):
+            _ready_workers(server, 1)
+            job = server.wait(server.submit("Book. Mr. Darcy bowed.", pipeline=["supersense"]), has_finished)
+            assert job["status"] == "succeeded", job
+            scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60)
+            assert scraped.status_code == 200, scraped.text
+            assert [path.name.split("-")[:3] for path in scratch.iterdir()] == [["booknlp", "worker", "metrics"]]
+    found = {(s.name, frozenset(s.labels.items())): s.value
+             for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+    assert found[("booknlp_jobs_finished_total", frozenset({"status": "succeeded", "code": ""}.items()))] == 1
+    device = {"model": "tiny", "device": expected_device().device}
+    assert found[("booknlp_job_duration_seconds_count", frozenset(device.items()))] == 1
+    assert found[("booknlp_tokens_analysed_total", frozenset({"model": "tiny"}.items()))] > 0
+    assert list(scratch.iterdir()) == [], "the worker removed its metrics folder when it stopped"
+
+
+def test_the_processes_a_worker_command_starts_leave_the_metrics_port_to_it(tmp_path: Path) -> None:
+    settings = Settings(models_dir=tmp_path, data_dir=tmp_path, worker_metrics_port=9464)
+    assert "BOOKNLP_WORKER_METRICS_PORT" not in worker_env(settings, 2)
+    assert worker_env(settings, 2)["BOOKNLP_DATA_DIR"] == str(tmp_path)
 
 
 @pytest.mark.timeout(600)

@@ -32,7 +32,7 @@ def timeout_answer(seconds: float) -> bytes:
 class HeadDeadlineProtocol(H11Protocol):
     """``H11Protocol`` that closes a connection whose request head is not complete within ``head_seconds``."""
 
-    head_seconds = 10.0
+    head_seconds = 30.0
     """Set on a subclass per server (``with_head_deadline``): uvicorn builds protocols with its own arguments."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -77,7 +77,8 @@ class HeadDeadlineProtocol(H11Protocol):
         self.head_timer = None
         if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
             return
-        self.logger.info("closing a connection whose request head did not arrive within %gs", self.head_seconds)
+        self.logger.warning("408: the request head did not arrive within %gs; closing the connection",
+                            self.head_seconds)
         self.transport.write(timeout_answer(self.head_seconds))
         self.transport.close()
 

@@ -7,7 +7,9 @@ its live gauges dropped (``process_gone``); its counters and histograms stay, as
 
 Files are named by process id, so only processes of one pid namespace may share the folder: a
 ``booknlp-api worker`` started on its own (``BOOKNLP_WORKERS=0``, perhaps in another container on the
-same volume, where its pid could equal the API's) keeps its metrics in memory.
+same volume, where its pid could equal the API's) keeps its metrics in memory, or, given
+``BOOKNLP_WORKER_METRICS_PORT``, in a private temporary folder that it and the worker processes it starts
+(one per device) share, served on that port (``serve_metrics``).
 """
 
 from __future__ import annotations
@@ -26,13 +28,28 @@ def metrics_dir(data_dir: Path) -> Path:
 
 def share_metrics(data_dir: Path) -> Path:
     """Make this process (and the processes it starts) write metrics to files in an empty ``data_dir/metrics``."""
-    if "prometheus_client" in sys.modules:
-        raise RuntimeError("prometheus_client was imported before its multiprocess folder was chosen")
     folder = metrics_dir(data_dir)
     shutil.rmtree(folder, ignore_errors=True)  # values of processes from an earlier run
     folder.mkdir(parents=True, exist_ok=True)
+    return share_metrics_in(folder)
+
+
+def share_metrics_in(folder: Path) -> Path:
+    """Like ``share_metrics``, in an empty folder of the caller's (a standalone worker's temporary one)."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess folder was chosen")
     os.environ[ENV] = str(folder)
     return folder
+
+
+def serve_metrics(port: int) -> None:
+    """Serve every process's values from the shared folder on ``port`` (a thread; GET any path, /metrics too)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    processes = CollectorRegistry()
+    MultiProcessCollector(processes)
+    start_http_server(port, addr="0.0.0.0", registry=processes)  # scraped from other machines
 
 
 def shared() -> bool:

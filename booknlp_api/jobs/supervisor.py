@@ -61,6 +61,9 @@ def worker_env(settings: Settings, processes: int | None = None) -> dict[str, st
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
             env[f"BOOKNLP_{name.upper()}"] = str(value)
+    # The process that starts workers serves their metrics (serve's /metrics, a worker command's port); a child
+    # that inherited the port would fail to bind it.
+    env.pop("BOOKNLP_WORKER_METRICS_PORT", None)
     processes = settings.workers if processes is None else processes
     if settings.torch_threads is None and processes > 1:
         env["BOOKNLP_TORCH_THREADS"] = str(max(1, usable_cpus() // processes))

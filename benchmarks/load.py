@@ -12,6 +12,11 @@ prints: the count of 5xx (must be 0), probe latency at the client (p50, p99; mus
 whether every accepted job succeeded after exactly one run (``attempts == 1``), and the 429s per key (the
 greedy key must get some, the steady key none). The exit status is 1 when any of these fails.
 
+The clients run in this one process, on the same cores as the service, and probe latency is taken at the
+client, so a starved generator shows up in it. ``--nice N`` lowers the generator's priority once the service
+has started (the service keeps its own): on an otherwise idle machine that leaves the service the CPU; on a
+busy one it starves the generator instead (docs/PERFORMANCE.md).
+
     python -m benchmarks.load --clients 50 --seconds 120
 
 Models are synthesized (random weights, seed 0) into ``--models-dir`` when it has none of ``--size``.
@@ -163,6 +168,9 @@ def main() -> int:
     parser.add_argument("--text-chars", type=int, default=400, help="length of each submitted text")
     parser.add_argument("--greedy-rate", default="30/minute", help="the greedy key's request rate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nice", type=int, default=0, help="lower this generator's priority by this much once the "
+                        "service has started (it keeps its own); only for an otherwise idle machine: beside other "
+                        "work a niced generator starves and measures its own delays (docs/PERFORMANCE.md)")
     args = parser.parse_args()
     ensure_models(args.models_dir, args.size, 0)
     texts = snippets(200, args.text_chars)
@@ -171,6 +179,8 @@ def main() -> int:
         settings = {"BOOKNLP_AUTH": "required", "BOOKNLP_API_KEYS_FILE": str(keys_file(Path(tmp), args.greedy_rate)),
                     "BOOKNLP_MAX_QUEUED_JOBS": "100000", "BOOKNLP_ANALYZE_WAIT_SECONDS": "30"}
         with serving(args.models_dir, args.size, data_dir, threads=1, settings=settings) as client:
+            if args.nice:
+                os.nice(args.nice)
             tally = asyncio.run(run_load(str(client.base_url), args.clients, args.seconds, texts, args.seed))
             records = drained(data_dir)
     return 0 if report(tally, records, args.seconds, args.clients) else 1

@@ -36,7 +36,7 @@ async def analysis_response(jobs: JobService, job: Job) -> Response:
     if job.status == "failed" and job.error is not None:
         raise from_job_error(job.error)
     if not job.finished:
-        public = JobPublic.of(job, jobs.position(job))
+        public = JobPublic.of(job, await run_in_threadpool(jobs.position, job))
         return JSONResponse(public.model_dump(mode="json", by_alias=True), status_code=202,
                             headers={"Location": public.links.self_})
     # Built off the event loop: a novel's result takes a noticeable time to read and encode.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 
@@ -52,4 +53,10 @@ def server_config(settings: Settings) -> uvicorn.Config:
 def serve(settings: Settings) -> None:
     log.info("the web page: http://%s:%d/ (with API keys on, make one with `booknlp-api keys create NAME`)",
              settings.host, settings.port)
-    uvicorn.Server(server_config(settings)).run()
+    config = server_config(settings)
+    # The API process imports the engine's libraries (torch, spaCy: ~300,000 objects) though it never runs an
+    # analysis. Left in the collector's view, each full collection walks them all on the event loop, stalling
+    # every request, probes included (3-4 s each on the loaded 2-core dev machine); frozen, it walks only
+    # what requests made. Here, not in the app: tests build many apps in one process.
+    gc.freeze()
+    uvicorn.Server(config).run()

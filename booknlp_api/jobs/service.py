@@ -233,7 +233,7 @@ class JobService:
         deadline = time.monotonic() + timeout
         with self.finishes.waiter() as finished:
             while True:
-                job = self.get(job_id)
+                job = await asyncio.to_thread(self.get, job_id)  # a store read: off the event loop
                 left = deadline - time.monotonic()
                 if job.finished or left <= 0:
                     return job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 
 from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.errors import ApiError
@@ -22,12 +23,13 @@ router = APIRouter(tags=["probes"])
 
 async def health() -> HealthPublic:
     """200 whenever the process serves HTTP, whether or not the models are loaded."""
+    # No store read and no thread: answered on the event loop at once.
     return HealthPublic()
 
 
 async def ready(runtime: RuntimeDep) -> ReadyPublic:
     """200 once a worker process has loaded the default model, with its device, models and versions; else 503."""
-    workers = runtime.jobs.live_workers()
+    workers = await run_in_threadpool(runtime.jobs.live_workers)  # a store read: off the loop that answers probes
     states = {worker.state: worker for worker in reversed(workers)}  # the newest of each state
     if "ready" in states:
         return describe_ready(runtime, states["ready"], workers)

@@ -104,7 +104,8 @@ async def create_job(request: Request, response: Response, runtime: RuntimeDep, 
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobPublic.of(job, runtime.jobs.position(job))
+    # Store reads stay off the event loop (as in every async route): the probes are answered on it.
+    return JobPublic.of(job, await run_in_threadpool(runtime.jobs.position, job))
 
 
 @router.get("", response_model=JobsPublic, summary="List jobs", operation_id="list_jobs")
@@ -135,7 +136,7 @@ async def get_result(job_id: JobId, runtime: RuntimeDep, caller: CallerDep,
                      exclude: Annotated[list[Section] | None, Query()] = None) -> Response:
     """The result of a succeeded job: typed JSON (`sections`/`exclude` narrow it), BookNLP's native files as
     a zip (`format=native`), or its HTML report (`format=html`)."""
-    job, results = runtime.jobs.get(job_id, caller.scope), runtime.jobs.results
+    job, results = await run_in_threadpool(runtime.jobs.get, job_id, caller.scope), runtime.jobs.results
     if result_format == "native":
         return body_response(await run_in_threadpool(results.native_zip, job), "application/zip",
                              filename=f"{job.book_id}.zip")

@@ -25,6 +25,7 @@ from benchmarks.analyze_latency import first_words
 from benchmarks.corpus import text_path
 from benchmarks.engine_vs_upstream import ensure_models
 from booknlp_api.config import Settings
+from booknlp_api.engine.bert_layer import least_rows
 from booknlp_api.engine.service import NLPService
 from booknlp_api.engine.speaker_forward import read_positions
 from booknlp_api.models.bert import import_upstream
@@ -66,7 +67,8 @@ def main() -> int:
     computed = sum(x["toks"].numel() for x, _ in batches)
     real = sum(int(x["mask"].sum()) for x, _ in batches)
     read = sum(int(((m["cands"] != 0).any(1) | (m["quote"] != 0).any(1)).sum()) for _, m in batches)
-    last_rows = sum(read_positions(m["cands"], m["quote"], least=-(-64 // len(x["toks"]))).numel() for x, m in batches)
+    last_rows = sum(read_positions(m["cands"], m["quote"], least=least_rows(len(x["toks"]))).numel()
+                    for x, m in batches)
     quotes = sum(len(x["toks"]) for x, _ in batches)
     layers = model.bert.config.num_hidden_layers
     print(f"{path.name}: {tokens} spaCy tokens, {quotes} quote windows in {len(batches)} batches, "

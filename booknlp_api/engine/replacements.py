@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from booknlp_api.engine import coref_get_mention_reps, speaker_forward
 from booknlp_api.engine.coref_get_data import CorefData
 from booknlp_api.engine.entity_tag import make_tag
 from booknlp_api.engine.litbank_coref import make_test
 from booknlp_api.engine.name_cluster_merge import make_cluster
-from booknlp_api.engine.speaker_forward import SpeakerForward, applies
 from booknlp_api.engine.speaker_get_batches import SpeakerBatches
 from booknlp_api.engine.tag_all import make_tag_all
 from booknlp_api.engine.wordpiece_tokenize import remember_tokenize
@@ -33,10 +33,12 @@ def install(component: str, built: Any, aliases: str | None = None) -> None:
     elif component == "quote":
         remember_tokenize(built.model.tokenizer)
         built.model.get_batches = SpeakerBatches(built.model)
-        if applies(built.model):
-            built.model.forward = SpeakerForward(built.model)
+        if speaker_forward.applies(built.model):
+            built.model.forward = speaker_forward.SpeakerForward(built.model)
     elif component == "coref":
         remember_tokenize(built.model.tokenizer)
         built.model.get_data = CorefData(built.model)
+        if coref_get_mention_reps.applies(built.model):
+            built.model.get_mention_reps = coref_get_mention_reps.MentionReps(built.model)
         if aliases is not None:
             built.test = make_test(built, import_upstream("booknlp.english.name_coref").NameCoref(aliases))

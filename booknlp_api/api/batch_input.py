@@ -10,11 +10,17 @@ from __future__ import annotations
 import re
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from fastapi.exceptions import RequestValidationError
 
 from booknlp_api.api.errors import ApiError
-from booknlp_api.api.job_input import FILE_FIELD, content_type_of, form_options, submission_of
-from booknlp_api.api.job_schemas import JobOptions
+from booknlp_api.api.job_input import (
+    FILE_FIELD,
+    MAX_FORM_FIELDS,
+    content_type_of,
+    form_options,
+    plain_text,
+    submission_of,
+)
 from booknlp_api.config import Settings
 from booknlp_api.engine.book_archive import ArchiveLimits, BookFile, books_in_archive, is_archive
 from booknlp_api.engine.book_file import book_text
@@ -31,17 +37,23 @@ async def read_batch(request: Request, settings: Settings) -> list[tuple[str, Su
     if content_type != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send a batch as multipart/form-data: one `file` part per "
                                                       "book, or one .zip/.tar.gz of books")
-    form = await request.form(max_files=settings.max_batch_books, max_fields=len(JobOptions.model_fields) + 8)
-    uploads = [value for value in form.getlist(FILE_FIELD) if isinstance(value, UploadFile)]
+    form = await request.form(max_files=settings.max_batch_books, max_fields=MAX_FORM_FIELDS + settings.max_batch_books)
+    uploads = form.getlist(FILE_FIELD)
     if not uploads:
         missing = [{"loc": ["body", FILE_FIELD], "msg": "Field required", "type": "missing"}]
         raise ApiError(422, "validation_error", f"a batch carries its books as file parts named {FILE_FIELD!r}",
                        missing)
+    if "book_id" in form:  # each book is named by its file
+        raise RequestValidationError([{"loc": ("body", "book_id"), "msg": "Extra inputs are not permitted: a batch's "
+                                       "books are named by their files", "type": "extra_forbidden", "input": None}])
     options = form_options(form)
     limits = ArchiveLimits(max_members=settings.max_batch_books, max_total_bytes=settings.max_batch_bytes,
                            max_member_bytes=settings.max_job_bytes, max_ratio=settings.max_archive_ratio)
     files: list[tuple[BookFile, str]] = []
     for upload in uploads:
+        if isinstance(upload, str):  # a plain field: the text itself
+            files.append((BookFile("book", plain_text(upload).encode()), "text/plain; charset=utf-8"))
+            continue
         data, name = await upload.read(), upload.filename or "book"
         if is_archive(data, name):
             files += [(book, "") for book in books_in_archive(data, name, limits)]

@@ -1,4 +1,5 @@
-"""What the published contract adds to FastAPI's: the deployment's model names, and ``Allow`` on every 405.
+"""What the published contract adds to FastAPI's: the deployment's model names and most books per batch, and
+``Allow`` on every 405.
 
 The OpenAPI document lists the models this service found at start-up as the enum of every ``model``
 field, so a client (or a schema-driven fuzzer) knows exactly which names are accepted; a model folder
@@ -30,7 +31,10 @@ def install_contract(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = with_model_names(generate(), names)
+            spec = with_model_names(generate(), names)
+            batch = spec["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+            batch["properties"]["file"]["maxItems"] = settings.max_batch_books
+            app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -43,6 +47,7 @@ def with_model_names(spec: dict[str, Any], names: list[str]) -> dict[str, Any]:
     bodies = [spec["components"]["schemas"]["AnalyzeRequest"]]
     content = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
     bodies += [content[media]["schema"] for media in _BODIES]
+    bodies.append(spec["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"])
     for body in bodies:
         field = body["properties"]["model"]
         for choice in field.get("anyOf", [field]):

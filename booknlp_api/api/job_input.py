@@ -25,7 +25,7 @@ from booknlp_api.jobs.records import Submission
 FILE_FIELD = "file"
 _LIST_FIELDS = ("pipeline", "sections", "exclude")
 _MAX_KEY = 255
-_MAX_FORM_FIELDS = 1000
+MAX_FORM_FIELDS = 1000
 _BOOLEANS = {"true": True, "false": False}
 """How a form spells a boolean; any other value stays a string, which the strict options refuse."""
 
@@ -60,7 +60,7 @@ def submission_of(options: JobOptions, text: str, book_id: str, key: str | None 
 
 async def _from_form(request: Request, settings: Settings) -> tuple[JobOptions, str]:
     # Lists come as repeated fields, and the schema does not forbid repeats: room for many, within the body cap.
-    form = await request.form(max_files=1, max_fields=_MAX_FORM_FIELDS, max_part_size=settings.max_job_bytes)
+    form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS, max_part_size=settings.max_job_bytes)
     upload = form.get(FILE_FIELD)
     if upload is None:
         missing = [{"loc": ["body", FILE_FIELD], "msg": "Field required", "type": "missing"}]
@@ -68,11 +68,16 @@ async def _from_form(request: Request, settings: Settings) -> tuple[JobOptions, 
                        f"a multipart submission carries the text as a part named {FILE_FIELD!r}", missing)
     options = form_options(form)
     if isinstance(upload, str):  # a plain form field: already text
-        return options, _validated(JobCreate, {"text": upload}).text
+        return options, plain_text(upload)
     media_type, charset = content_type_of(upload.content_type or "")
     text = book_text(await upload.read(), filename=upload.filename or "", media_type=media_type, charset=charset,
                      max_bytes=settings.max_job_bytes)
     return options, text
+
+
+def plain_text(value: str) -> str:
+    """A book sent as a plain form field, checked like JSON's ``text`` (422 when blank)."""
+    return _validated(JobCreate, {"text": value}).text
 
 
 def form_options(form: FormData) -> JobOptions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -127,6 +127,23 @@ class JobsPublic(BaseModel):
     total: int = Field(description="Jobs matching the filter, on all pages.")
     limit: int
     offset: int
+
+
+def form_field(field: dict[str, Any]) -> dict[str, Any]:
+    """A form field cannot be null, and a list with no items is no field at all: both mean the default, so
+    the form's field is the non-null alternative of ``field``, with no minimum number of items."""
+    choices = [choice for choice in field.get("anyOf", []) if choice.get("type") != "null"]
+    if len(choices) != 1:
+        return field
+    extra = {key: value for key, value in field.items() if key not in ("anyOf", "default")}
+    return {key: value for key, value in {**choices[0], **extra}.items() if key != "minItems"}
+
+
+def text_part(description: str) -> dict[str, Any]:
+    """A form part carrying a book's text, described exactly as a plain field (a schema cannot say "bytes that
+    decode"); a file part carrying the same text, or an EPUB or HTML book, is described in words."""
+    return {**JobCreate.model_json_schema()["properties"]["text"], "contentMediaType": "text/plain",
+            "description": description}
 
 
 def _time(value: float | None) -> datetime | None:

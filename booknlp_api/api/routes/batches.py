@@ -14,7 +14,7 @@ from booknlp_api.api.batch_schemas import BatchesPublic, BatchPublic, BatchSumma
 from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.event_stream import HEADERS, events_response, follow
 from booknlp_api.api.job_input import FILE_FIELD, idempotency_key
-from booknlp_api.api.job_schemas import JobOptions
+from booknlp_api.api.job_schemas import JobOptions, form_field, text_part
 from booknlp_api.api.ratelimit import batch_admission, batch_submitter
 from booknlp_api.api.routes.jobs import MAX_OFFSET
 from booknlp_api.api.runtime import Runtime
@@ -32,11 +32,16 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _upload_body() -> dict[str, Any]:
+    """The form described exactly as plain fields (no nulls, the text non-blank, the models found and the most
+    books added by ``api.contract``); file parts (books, archives) are described in words."""
     form = JobOptions.model_json_schema()
-    form["properties"] = {FILE_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"},
-                                       "description": "Books (text, EPUB, HTML; gzipped or not), one part each, "
-                                                      "or one .zip / .tar.gz of books."},
-                          **{k: v for k, v in form["properties"].items() if k != "book_id"}}
+    book = text_part("A book: a plain field (UTF-8 text) or a file part (text, EPUB, HTML; gzipped or not).")
+    # One part is a string on the wire, several an array: both, so a form of one book is no type error.
+    form["properties"] = {FILE_FIELD: {**book, "type": ["string", "array"], "items": book, "minItems": 1,
+                                       "description": "Books, one part each (each plain field is a book named "
+                                                      "`book`, `book-2`...), or one .zip / .tar.gz of books as a "
+                                                      "file part."},
+                          **{k: form_field(v) for k, v in form["properties"].items() if k != "book_id"}}
     form.update(required=[FILE_FIELD], title="BatchUpload")
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}}}
 

@@ -11,7 +11,15 @@ from booknlp_api.api.auth import UNAUTHORIZED, CallerDep, authenticate
 from booknlp_api.api.bodies import body_response
 from booknlp_api.api.deps import RuntimeDep
 from booknlp_api.api.job_input import FILE_FIELD, read_submission
-from booknlp_api.api.job_schemas import JOB_LINKS, JobCreate, JobOptions, JobPublic, JobsPublic
+from booknlp_api.api.job_schemas import (
+    JOB_LINKS,
+    JobCreate,
+    JobOptions,
+    JobPublic,
+    JobsPublic,
+    form_field,
+    text_part,
+)
 from booknlp_api.api.ratelimit import submit_within_limits
 from booknlp_api.api.schemas import ErrorResponse
 from booknlp_api.engine.result_schema import Section
@@ -34,27 +42,16 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorResponse, "description": description}
 
 
-def _form_field(field: dict[str, Any]) -> dict[str, Any]:
-    """A form field cannot be null, and a list with no items is no field at all: both mean the default, so
-    the form's field is the non-null alternative of ``field``, with no minimum number of items."""
-    choices = [choice for choice in field.get("anyOf", []) if choice.get("type") != "null"]
-    if len(choices) != 1:
-        return field
-    extra = {key: value for key, value in field.items() if key not in ("anyOf", "default")}
-    return {key: value for key, value in {**choices[0], **extra}.items() if key != "minItems"}
-
-
 def _submission_body() -> dict[str, Any]:
     """Both ways to send a job, documented by hand: the handler reads the body itself to accept either."""
     form = JobOptions.model_json_schema()
     # The schema describes the text as a plain field exactly (a schema cannot say "bytes that decode"); a file
     # part carries the same text, or an EPUB or HTML book, and is described in words.
-    text = JobCreate.model_json_schema()["properties"]["text"]
-    form["properties"] = {FILE_FIELD: {**text, "contentMediaType": "text/plain", "description":
+    form["properties"] = {FILE_FIELD: text_part(
                           "The book, as a plain field (UTF-8 text) or a file part (`curl -F file=@book.txt`): plain "
                           "text (UTF-8 unless the part's Content-Type declares a charset), EPUB (spine order, front "
-                          "and back matter skipped) or HTML; a file part may be gzip-compressed."},
-                          **{name: _form_field(field) for name, field in form["properties"].items()}}
+                          "and back matter skipped) or HTML; a file part may be gzip-compressed."),
+                          **{name: form_field(field) for name, field in form["properties"].items()}}
     form.update(required=[FILE_FIELD], title="JobUpload")
     examples = {
         "chapter": {"summary": "A chapter, every pipe", "value": {"text": _CHAPTER, "book_id": "pride"}},

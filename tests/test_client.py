@@ -207,6 +207,8 @@ def test_a_corpus_goes_as_one_batch_from_files_an_archive_and_the_cli(client: Cl
     assert [book.name for book in batch.jobs] == ["wild", "bennet"] and batch.jobs[0].job.text_chars == len(epub_text)
     done = client.wait_batch(batch, timeout=300, poll=0.5)
     assert done.finished and done.counts["succeeded"] == 2 and client.batch(batch.id).fraction == 1.0
+    listed = client.batches(limit=1)
+    assert [b.id for b in listed.batches] == [batch.id] and listed.batches[0].counts["succeeded"] == 2
     table = client.batch_result(done, "csv")
     assert isinstance(table, str) and table.splitlines()[1].startswith("wild,")
     bundle = client.batch_result(done)

@@ -21,7 +21,8 @@ from typing import Any
 _WHERE = {
     "Client": "sync", "AsyncClient": "asynchronous", "JobPublic": "booknlp_api.api.job_schemas",
     "JobsPublic": "booknlp_api.api.job_schemas",
-    "BatchPublic": "booknlp_api.api.batch_schemas", "AnalysisResult": "booknlp_api.engine.result_schema",
+    "BatchPublic": "booknlp_api.api.batch_schemas", "BatchesPublic": "booknlp_api.api.batch_schemas",
+    "AnalysisResult": "booknlp_api.engine.result_schema",
     **{name: "errors" for name in ("AuthenticationFailed", "BookNLPError", "Conflict", "Gone", "InvalidRequest",
                                    "JobFailed", "NotFound", "RateLimited", "ServerError", "Unavailable")},
 }

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Generic, Literal, TypeVar
 import httpx
 from pydantic import ValidationError
 
-from booknlp_api.api.batch_schemas import BatchPublic
+from booknlp_api.api.batch_schemas import BatchesPublic, BatchPublic
 from booknlp_api.api.job_schemas import JobCreate, JobOptions, JobPublic, JobsPublic
 from booknlp_api.api.schemas import AnalyzeRequest, InfoPublic, ReadyPublic
 from booknlp_api.client.errors import BookNLPError, InvalidRequest, error_for, retry_after
@@ -208,6 +208,10 @@ def submit_batch(sources: Sequence[Source | tuple[str, bytes]], options: dict[st
 
 def batch(batch_id: str) -> Call[BatchPublic]:
     return Call("GET", f"/v1/batches/{batch_id}", _model(BatchPublic))
+
+
+def batches(limit: int, offset: int) -> Call[BatchesPublic]:
+    return Call("GET", "/v1/batches", _model(BatchesPublic), params={"limit": limit, "offset": offset})
 
 
 def cancel_batch(batch_id: str) -> Call[BatchPublic]:

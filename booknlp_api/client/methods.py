@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
-from booknlp_api.api.batch_schemas import BatchPublic
+from booknlp_api.api.batch_schemas import BatchesPublic, BatchPublic
 from booknlp_api.api.job_schemas import JobPublic, JobsPublic
 from booknlp_api.api.schemas import InfoPublic, ReadyPublic
 from booknlp_api.client import calls, flows
@@ -76,6 +76,10 @@ class ServiceMethods:
     def batch(self, batch: BatchPublic | str) -> BatchPublic:
         """The batch's counts, progress, ETA and jobs now."""
         return self._one(calls.batch(calls.batch_id_of(batch)))
+
+    def batches(self, *, limit: int = 20, offset: int = 0) -> BatchesPublic:
+        """This key's batches (an admin key: all), newest first, a page at a time: counts, progress, ETA (no jobs)."""
+        return self._one(calls.batches(limit, offset))
 
     def wait_batch(self, batch: BatchPublic | str, *, progress: bool = False, poll: float = 2.0,
                    timeout: float | None = None) -> BatchPublic:

@@ -6,6 +6,7 @@ The fuzzer (schemathesis, every check, stateful links from ``POST /v1/jobs``) ru
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from tests.conftest import TEST_KEY
 from tests.server_process import running_server
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+ROOT = Path(__file__).resolve().parents[1]
 MIN_CASES = 1000
 
 
@@ -127,7 +129,9 @@ def test_the_fuzzer_finds_nothing(tiny_models_dir: Path, tmp_path: Path) -> None
              # DELETE on a job or a batch cancels it: its record (and any finished book's results) stays readable
              # until it expires, by design, which this one check reads as a deleted resource still served.
              "--exclude-checks", "use_after_free"],
-            capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+            capture_output=True, text=True, timeout=1200, cwd=tmp_path,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.contract_hooks",
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         seconds = time.monotonic() - started
     output = run.stdout + run.stderr
     print(f"schemathesis ran {seconds:.0f} s\n{output[-3000:]}")

@@ -23,9 +23,10 @@ from booknlp_api.config import Settings
 from booknlp_api.engine.errors import InvalidPipeline, ModelNotAvailable
 from booknlp_api.engine.service import NLPService
 from booknlp_api.engine.text import TextTooLarge
-from booknlp_api.jobs.database import MIGRATIONS
+from booknlp_api.jobs.database import MIGRATIONS, UnavailableWhenExhausted
 from booknlp_api.jobs.database import database_url as sqlalchemy_url
 from booknlp_api.jobs.errors import (
+    DatabaseUnavailable,
     IdempotencyConflict,
     JobAlreadyFinished,
     JobNotFinished,
@@ -293,6 +294,24 @@ def test_a_database_at_each_earlier_migration_is_upgraded_to_the_newest(database
         assert storage.acquire_sliding_window_entry("c", 10, 60, 10) and storage.get_sliding_window("c", 60)[2] == 10
     finally:
         store.close()
+
+
+def test_an_exhausted_connection_pool_answers_like_a_database_that_is_down(database_url: str) -> None:
+    """Every connection busy past the pool's timeout: DatabaseUnavailable (the API's 503), never SQLAlchemy's error."""
+    store = JobStore(database_url)
+    assert isinstance(store.database.engine.pool, UnavailableWhenExhausted)
+    store.close()
+    engine = create_engine(sqlalchemy_url(database_url, Path()), poolclass=UnavailableWhenExhausted, pool_size=1,
+                           max_overflow=0, pool_timeout=0.2)
+    try:
+        with engine.connect() as held:
+            held.execute(text("select 1"))
+            with pytest.raises(DatabaseUnavailable):
+                engine.connect()
+        with engine.connect() as again:  # the connection back in the pool serves the next request
+            assert again.execute(text("select 1")).scalar() == 1
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -108,14 +108,20 @@ def test_a_worker_on_its_own_serves_its_job_metrics_on_its_port(tiny_models_dir:
             assert job["status"] == "succeeded", job
             scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60)
             assert scraped.status_code == 200, scraped.text
-            assert [path.name.split("-")[:3] for path in scratch.iterdir()] == [["booknlp", "worker", "metrics"]]
+            assert len(_metrics_folders(scratch)) == 1
     found = {(s.name, frozenset(s.labels.items())): s.value
              for family in text_string_to_metric_families(scraped.text) for s in family.samples}
     assert found[("booknlp_jobs_finished_total", frozenset({"status": "succeeded", "code": ""}.items()))] == 1
     device = {"model": "tiny", "device": expected_device().device}
     assert found[("booknlp_job_duration_seconds_count", frozenset(device.items()))] == 1
     assert found[("booknlp_tokens_analysed_total", frozenset({"model": "tiny"}.items()))] > 0
-    assert list(scratch.iterdir()) == [], "the worker removed its metrics folder when it stopped"
+    assert _metrics_folders(scratch) == [], "the worker removed its metrics folder when it stopped"
+
+
+def _metrics_folders(scratch: Path) -> list[Path]:
+    # Only the metrics folder: the wake sockets also go under the temp folder when the data folder's path is too
+    # long for a socket name (pytest's tmp paths can be), and they stay, shared by every process of that folder.
+    return [path for path in scratch.iterdir() if path.name.startswith("booknlp-worker-metrics")]
 
 
 def test_the_processes_a_worker_command_starts_leave_the_metrics_port_to_it(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from booknlp_api.jobs.errors import DatabaseUnavailable
 
@@ -52,8 +54,8 @@ class Database:
         self.is_postgres = parsed.get_backend_name() == "postgresql"
         if self.is_postgres:
             # pre_ping: connections from before a server restart are replaced, not handed out broken.
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=10,
-                                        connect_args={"connect_timeout": 5})
+            self.engine = create_engine(url, poolclass=UnavailableWhenExhausted, pool_pre_ping=True, pool_size=5,
+                                        max_overflow=10, pool_timeout=10, connect_args={"connect_timeout": 5})
         else:
             if parsed.database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,20 @@ class Database:
         self.engine.dispose()
 
 
+class UnavailableWhenExhausted(QueuePool):
+    """A pool whose every connection stays busy past its timeout answers like a database that is down (503).
+
+    The checkout happens before any statement, so ``handle_error`` never sees SQLAlchemy's pool
+    ``TimeoutError``: without this, a request arriving while the pool is exhausted would get a 500.
+    """
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        try:
+            return super()._do_get()
+        except PoolTimeout:
+            raise DatabaseUnavailable() from None
+
+
 def _unavailable(context: ExceptionContext) -> Exception | None:
     """A lost or refused connection (or a database locked past its timeout) becomes one error of ours."""
     error = context.sqlalchemy_exception
@@ -91,7 +107,8 @@ def _unavailable(context: ExceptionContext) -> Exception | None:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(url, poolclass=UnavailableWhenExhausted,
+                           connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

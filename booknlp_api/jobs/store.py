@@ -18,16 +18,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Row, and_, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from booknlp_api.jobs.database import Database
 from booknlp_api.jobs.records import AnalysisInfo, Job, JobError
 from booknlp_api.jobs.tables import jobs, workers
+from booknlp_api.jobs.worker_records import WorkerRecord as WorkerRecord
+from booknlp_api.jobs.worker_records import WorkerRegistry
+from booknlp_api.jobs.worker_records import WorkerState as WorkerState
 
-WorkerState = Literal["loading", "ready", "failed"]
 RECOVERED_PRIORITY = 10
 """Jobs put back after a crash or a stop run before fresh ones: they were first in line."""
 
@@ -52,22 +54,7 @@ class DuplicateKey(Exception):
     """Another job already holds this idempotency key."""
 
 
-@dataclass(frozen=True)
-class WorkerRecord:
-    id: str
-    host: str
-    pid: int
-    started_at: float
-    heartbeat_at: float
-    state: WorkerState = "loading"
-    error: str | None = None
-    device: dict[str, Any] | None = None
-    """The device the worker's models run on (``booknlp_api.device.DeviceInfo`` as a dict)."""
-    models: list[dict[str, Any]] | None = None
-    """The models it loaded: name, components, synthetic, seed, source, load_seconds."""
-
-
-class JobStore:
+class JobStore(WorkerRegistry):
     """Jobs and workers in one database, shared safely by threads, processes and (PostgreSQL) machines."""
 
     def __init__(self, database: Database | Path | str) -> None:
@@ -257,23 +244,6 @@ class JobStore:
     def result_dirs(self) -> set[str]:
         return {row[0] for row in self._rows(select(jobs.c.result_dir).where(jobs.c.result_dir.is_not(None)))}
 
-    def register_worker(self, worker: WorkerRecord) -> None:
-        values = {**asdict(worker), "device": _json(worker.device), "models": _json(worker.models)}
-        with self._engine.begin() as conn:
-            conn.execute(delete(workers).where(workers.c.id == worker.id))
-            conn.execute(insert(workers).values(**values))
-
-    def set_worker_state(self, worker_id: str, state: WorkerState, *, error: str | None = None,
-                         device: dict[str, Any] | None = None, models: list[dict[str, Any]] | None = None) -> None:
-        self._change(update(workers).where(workers.c.id == worker_id).values(
-            state=state, error=error, device=_json(device), models=_json(models)))
-
-    def forget_worker(self, worker_id: str) -> None:
-        self._change(delete(workers).where(workers.c.id == worker_id))
-
-    def workers(self) -> dict[str, WorkerRecord]:
-        return {row.id: _worker(row) for row in self._rows(select(workers))}
-
 
 def _owned_by(owner: str | None) -> Any:
     return jobs.c.owner.is_(None) if owner is None else jobs.c.owner == owner
@@ -285,17 +255,6 @@ def _leased(job_id: str, worker_id: str | None) -> Any:
 
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(asdict(value))
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
-def _worker(row: Row[Any]) -> WorkerRecord:
-    data = dict(row._mapping)
-    for name in ("device", "models"):
-        data[name] = None if data[name] is None else json.loads(data[name])
-    return WorkerRecord(**data)
 
 
 def _columns(job: Job) -> dict[str, Any]:

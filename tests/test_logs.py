@@ -83,3 +83,4 @@ def test_a_command_that_opens_the_job_database_logs_no_alembic_plugin_chatter(tm
                           text=True, timeout=120)
     assert "Running upgrade" in done.stderr  # the new database's migrations still show at INFO ...
     assert "setup plugin" not in done.stderr  # ... alembic's plugin list does not
+    assert "Pool disposed" not in done.stderr and "Pool recreating" not in done.stderr  # nor our pool class

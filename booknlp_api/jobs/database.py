@@ -12,6 +12,7 @@ alone (``Database.reading``) take no lock.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,6 +95,12 @@ class UnavailableWhenExhausted(QueuePool):
             return super()._do_get()
         except PoolTimeout:
             raise DatabaseUnavailable() from None
+
+
+# SQLAlchemy names a pool's logger after its class: ours would land under booknlp_api (INFO) and log every
+# dispose, where QueuePool's own logger sits under "sqlalchemy" (WARNING). Keep it as quiet as QueuePool's.
+logging.getLogger(f"{UnavailableWhenExhausted.__module__}.{UnavailableWhenExhausted.__qualname__}").setLevel(
+    logging.WARNING)
 
 
 def _unavailable(context: ExceptionContext) -> Exception | None:

@@ -67,6 +67,24 @@ def cors_origins(settings: Settings) -> list[str]:
     return [origin.strip() for origin in (settings.cors_origins or "").split(",") if origin.strip()]
 
 
+def editing_headers(send: Send, edit: Callable[[MutableHeaders], None]) -> Send:
+    """``send`` with ``edit`` applied to the response's headers as it starts (whatever produced the response)."""
+    async def edited(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            edit(MutableHeaders(scope=message))
+        await send(message)
+
+    return edited
+
+
+def _security_headers(headers: MutableHeaders) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        headers[name] = value
+    if "content-security-policy" not in headers:
+        html = headers.get("content-type", "").startswith("text/html")
+        headers["Content-Security-Policy"] = HTML_POLICY if html else API_POLICY
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -75,18 +93,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-                if "content-security-policy" not in headers:
-                    html = headers.get("content-type", "").startswith("text/html")
-                    headers["Content-Security-Policy"] = HTML_POLICY if html else API_POLICY
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, editing_headers(send, _security_headers))
 
 
 class RequestLimits:

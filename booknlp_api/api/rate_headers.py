@@ -12,7 +12,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from booknlp_api.api.hygiene import editing_headers
 
 _STATE = "rate_limit_headers"
 
@@ -33,15 +35,12 @@ class RateLimitHeaders:
         # One state dict shared with the request below, even where a router copies the scope.
         state: dict[str, Any] = scope.setdefault("state", {})
 
-        async def with_headers(message: Message) -> None:
+        def add(headers: MutableHeaders) -> None:
             counted = state.get(_STATE)
-            if message["type"] == "http.response.start" and counted:
-                headers = MutableHeaders(scope=message)
-                if "ratelimit" not in headers and "ratelimit-policy" not in headers:
-                    headers.update(counted)
-            await send(message)
+            if counted and "ratelimit" not in headers and "ratelimit-policy" not in headers:
+                headers.update(counted)
 
-        await self.app(scope, receive, with_headers)
+        await self.app(scope, receive, editing_headers(send, add))
 
 
 def install_rate_headers(app: FastAPI) -> None:

@@ -12,9 +12,9 @@ import uuid
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from booknlp_api.api.hygiene import wrap_outermost
+from booknlp_api.api.hygiene import editing_headers, wrap_outermost
 from booknlp_api.logs import request_id
 
 HEADER = "X-Request-ID"
@@ -33,12 +33,10 @@ class RequestIds:
         rid = given if _VALID.fullmatch(given) else uuid.uuid4().hex
         token = request_id.set(rid)
 
-        async def with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[HEADER] = rid
-            await send(message)
+        def add(headers: MutableHeaders) -> None:
+            headers[HEADER] = rid
 
-        await self.app(scope, receive, with_id)
+        await self.app(scope, receive, editing_headers(send, add))
         # Not reset when the app raised: the server logs the exception after this returns, and that line should
         # name the request too. Each request runs in its own task (a copied context), so nothing leaks.
         request_id.reset(token)

@@ -112,6 +112,14 @@ def test_every_405_allows_exactly_the_methods_of_its_path(api_client: TestClient
     assert _error(options, 405) and options.headers["allow"] == "GET, POST"
 
 
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/batches"])
+def test_a_multipart_body_that_cannot_be_parsed_is_a_documented_400(api_client: TestClient, path: str) -> None:
+    body = b"--b\r\n[]--b--\r\n"  # what the fuzzer sent: a part with no headers, cut short
+    response = api_client.post(path, content=body, headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert _error(response, 400)["code"] == "invalid_form"
+    assert "400" in api_client.get("/openapi.json").json()["paths"][path]["post"]["responses"]
+
+
 @pytest.mark.timeout(900)
 def test_the_fuzzer_finds_nothing(tiny_models_dir: Path, tmp_path: Path) -> None:
     """Every schemathesis check, >= 1,000 generated cases, stateful links from job submissions; 0 failures."""

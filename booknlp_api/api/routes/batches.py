@@ -48,6 +48,7 @@ def _upload_body() -> dict[str, Any]:
 
 _NOT_FOUND = {404: _error("No such batch, or another key's batch.")}
 _SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("The multipart body cannot be parsed (`invalid_form`)."),
     413: _error("Too many books, a book or the upload too large, or an archive that unpacks past the limits "
                 "(`archive_too_large`)."),
     415: _error("The body is not multipart/form-data."),

@@ -65,7 +65,7 @@ def _submission_body() -> dict[str, Any]:
 
 
 _SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _error("The body is not parseable JSON."),
+    400: _error("The body is not parseable JSON, or its multipart form cannot be parsed (`invalid_form`)."),
     413: _error("The text is longer than `max_job_chars` or larger than `max_job_bytes`."),
     415: _error("The body is neither JSON nor multipart/form-data."),
     422: _error("Invalid options, undecodable bytes (the offset is named), empty text, or an Idempotency-Key "

@@ -9,8 +9,11 @@ the difference is what the service adds (HTTP, queue hand-over, result JSON, wai
     python -m benchmarks.analyze_latency --size small --tokens 1000 --requests 20
 
 The text is the first ``--tokens`` words (whitespace-separated, so a little more in spaCy tokens:
-the real count is printed) of *Pride and Prejudice* from ``benchmarks/texts/``. Models are
-synthesized (random weights, seed 0) when the models folder has none of that size.
+the real count is printed) of *Pride and Prejudice* from ``benchmarks/texts/``; ``--text`` (repeatable)
+measures other texts one after another on the same server, ``--text all`` every benchmark novel. The
+number of quotes matters: speaker attribution runs the speaker BERT once per quote window, so a
+dialogue-heavy opening costs several times a narrative one of the same length. Models are synthesized
+(random weights, seed 0) when the models folder has none of that size.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from benchmarks.engine_vs_upstream import ensure_models
 from booknlp_api.jobs.store import JobStore
 
 READY_TIMEOUT = 300.0
+_TEXTS = Path(__file__).resolve().parent / "texts"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -101,10 +107,46 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def _texts(chosen: list[str] | None) -> list[Path]:
+    if not chosen:
+        return [text_path("pride_and_prejudice.txt")]
+    paths: list[Path] = []
+    for name in chosen:
+        paths.extend(sorted(_TEXTS.glob("*.txt")) if name == "all" else [Path(name)])
+    return paths
+
+
+def _measure(client: httpx.Client, path: Path, words: int, warmup: int, requests: int) -> None:
+    """Time ``requests`` warm analyses of the first ``words`` words of ``path`` and print one block."""
+    body = {"text": first_words(path, words), "cache": False}
+    client_s: list[float] = []
+    engine_s: list[float] = []
+    tokens = quotes = 0
+    for i in range(warmup + requests):
+        started = time.perf_counter()
+        response = client.post("/v1/analyze", json=body)
+        elapsed = time.perf_counter() - started
+        response.raise_for_status()
+        if response.status_code != 200:
+            raise RuntimeError(f"expected a result, got {response.status_code}: {response.text[:300]}")
+        result = response.json()
+        tokens, quotes = result["token_count"], len(result.get("quotes") or [])
+        if i >= warmup:
+            client_s.append(elapsed)
+            engine_s.append(sum(result["timings"].values()))
+    overhead = [c - e for c, e in zip(client_s, engine_s, strict=True)]
+    print(f"\n{path.name}: first {words} words = {tokens} spaCy tokens, {quotes} quotes")
+    for label, values in (("client", client_s), ("engine (sum of timings)", engine_s),
+                          ("service overhead (client - engine)", overhead)):
+        print(f"  {label:36} median {statistics.median(values):.3f} s   p90 {percentile(values, 0.9):.3f} s   "
+              f"min {min(values):.3f} s   max {max(values):.3f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "small", "big"], default="small")
-    parser.add_argument("--text", type=Path, help="default: benchmarks/texts/pride_and_prejudice.txt")
+    parser.add_argument("--text", action="append", help="a text file, or 'all' for every benchmark novel "
+                        "(repeatable; default: benchmarks/texts/pride_and_prejudice.txt)")
     parser.add_argument("--tokens", type=int, default=1000, help="whitespace words taken from the text's start")
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
@@ -113,33 +155,13 @@ def main() -> int:
     args = parser.parse_args()
 
     ensure_models(args.models_dir, args.size, seed=0)
-    text = first_words(args.text or text_path("pride_and_prejudice.txt"), args.tokens)
-    body = {"text": text, "cache": False}
-    client_s: list[float] = []
-    engine_s: list[float] = []
-    tokens = 0
+    print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
+    print(f"{args.size} synthetic models (random weights: output meaningless), full pipeline, "
+          f"{args.requests} warm requests after {args.warmup} warm-up, per text")
     with tempfile.TemporaryDirectory(prefix="booknlp-latency-") as data, \
             serving(args.models_dir, args.size, Path(data), args.threads) as client:
-        for i in range(args.warmup + args.requests):
-            started = time.perf_counter()
-            response = client.post("/v1/analyze", json=body)
-            elapsed = time.perf_counter() - started
-            response.raise_for_status()
-            if response.status_code != 200:
-                raise RuntimeError(f"expected a result, got {response.status_code}: {response.text[:300]}")
-            result = response.json()
-            tokens = result["token_count"]
-            if i >= args.warmup:
-                client_s.append(elapsed)
-                engine_s.append(sum(result["timings"].values()))
-    overhead = [c - e for c, e in zip(client_s, engine_s, strict=True)]
-    print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
-    print(f"{args.size} synthetic models (random weights: output meaningless), {tokens} spaCy tokens, "
-          f"full pipeline, {args.requests} warm requests after {args.warmup} warm-up")
-    for label, values in (("client", client_s), ("engine (sum of timings)", engine_s),
-                          ("service overhead (client - engine)", overhead)):
-        print(f"{label:36} median {statistics.median(values):.3f} s   p90 {percentile(values, 0.9):.3f} s   "
-              f"min {min(values):.3f} s   max {max(values):.3f} s")
+        for path in _texts(args.text):
+            _measure(client, path, args.tokens, args.warmup, args.requests)
     return 0
 
 

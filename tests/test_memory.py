@@ -47,6 +47,20 @@ def test_the_estimate_grows_linearly_with_the_text_and_is_larger_for_big_models(
     assert estimate_bytes("word " * 1000, BIG) > one
 
 
+@pytest.mark.parametrize(("tokens", "measured_gib"), [(12_001, 3.59), (41_794, 5.92)])
+def test_the_big_estimate_stays_above_the_peaks_measured_with_big_models(tokens: int, measured_gib: float) -> None:
+    # long_book_memory / engine_vs_upstream --size big on CPU (docs/PERFORMANCE.md): the estimate must not undershoot
+    assert estimate_bytes("", BIG, tokens) > measured_gib * 2**30
+
+
+def test_the_big_slope_flattens_once_corefs_batch_is_full() -> None:
+    assert BIG.steep_until is not None
+    before = estimate_bytes("", BIG, BIG.steep_until) - estimate_bytes("", BIG, BIG.steep_until - 1000)
+    after = estimate_bytes("", BIG, BIG.steep_until + 1000) - estimate_bytes("", BIG, BIG.steep_until)
+    assert (before, after) == (1000 * BIG.per_token, 1000 * BIG.per_token_after)
+    assert after < before
+
+
 def test_the_profile_follows_the_bert_size_in_the_manifest(tiny_models_dir: Path) -> None:
     manifest = read_manifest(tiny_models_dir / "tiny")
     assert profile_for(manifest) == SMALL

@@ -1,7 +1,8 @@
 """How much memory a book will take, checked before any work so a worker is never OOM-killed mid-run.
 
-A run's peak RSS grows linearly with the book: ``base + per_token · tokens`` (measured with
-``benchmarks/long_book_memory.py``; figures in docs/PERFORMANCE.md). A job whose estimate exceeds
+A run's peak RSS grows with the book: ``base + per_token · tokens``, with a steeper slope up to the
+length where coref's one BERT batch (128 chunks) is full (measured with ``benchmarks/long_book_memory.py``;
+figures in docs/PERFORMANCE.md). A job whose estimate exceeds
 the memory a worker may use (``BOOKNLP_WORKER_MEMORY_BYTES``; default: the cgroup's limit, else the
 machine's physical memory) fails at once with ``too_large_for_memory`` instead of being killed by the
 kernel and retried until its attempts run out.
@@ -30,7 +31,10 @@ class MemoryProfile:
     base: int
     """Bytes of a worker with the model's components and spaCy loaded."""
     per_token: int
-    """Bytes each token of the book adds to the run's peak."""
+    """Bytes each token of the book adds to the run's peak (up to ``steep_until`` tokens, when set)."""
+    steep_until: int | None = None
+    """Tokens past which coref's BERT batch has stopped growing; each later token adds ``per_token_after``."""
+    per_token_after: int = 0
 
 
 SMALL = MemoryProfile(base=2560 * 2**20, per_token=5 * 1024)
@@ -39,9 +43,11 @@ pages returned (docs/PERFORMANCE.md, "Long books: memory"): a ~708K-token book p
 4.44 GiB (estimate 6.0); the 102K-token book peaked at 2.99 GiB in coref before that change, which only
 lowers peaks (estimate 3.0). The parse's ~5.6 KB per token overtakes the slope only past ~3M tokens, beyond
 ``BOOKNLP_MAX_JOB_CHARS``'s default."""
-BIG = MemoryProfile(base=4096 * 2**20, per_token=26 * 1024)
-"""The big architecture adds ~2.6 GiB of models (measured at 11K tokens); its per-token cost is assumed
-slightly above the small one's (not yet measured on a long book)."""
+BIG = MemoryProfile(base=4608 * 2**20, per_token=50 * 1024, steep_until=50_000, per_token_after=26 * 1024)
+"""Fitted above the big architecture's measured peaks on CPU (docs/PERFORMANCE.md): 3.59 GiB at 12,001 tokens
+(estimate 5.1) and 5.92 GiB at 41,794 tokens, in coref (estimate 6.5; the old linear 4 GiB + 26 KB/token said
+5.1 there, too little). Coref's one BERT batch of up to 128 chunks of 500 word pieces grows until about 50K
+tokens, hence the steep first slope; past it, 26 KB per token is assumed (not measured on a longer book)."""
 
 _NO_LIMIT = 2**60
 """cgroup v1 writes 'no limit' as a number near 2**63; anything above this means unlimited."""
@@ -74,7 +80,11 @@ def profile_for(manifest: ModelManifest) -> MemoryProfile:
 
 def estimate_bytes(text: str, profile: MemoryProfile, tokens: int | None = None) -> int:
     """Expected peak RSS of a worker analysing ``text`` (CPU, whole pipeline)."""
-    return profile.base + profile.per_token * (count_tokens(text) if tokens is None else tokens)
+    tokens = count_tokens(text) if tokens is None else tokens
+    if profile.steep_until is None or tokens <= profile.steep_until:
+        return profile.base + profile.per_token * tokens
+    return profile.base + profile.per_token * profile.steep_until \
+        + profile.per_token_after * (tokens - profile.steep_until)
 
 
 def check_fits(text: str, profile: MemoryProfile, limit: int) -> None:

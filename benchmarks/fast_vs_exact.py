@@ -41,6 +41,8 @@ OPTIONS: dict[str, FastMode] = {
     "int8": FastMode(int8_cpu=True),
     "fp16": FastMode(half_cuda=torch.float16, half_cpu=torch.float16),
     "bf16": FastMode(half_cuda=torch.bfloat16, half_cpu=torch.bfloat16),
+    "coref8": FastMode(int8_coref_cpu=True),
+    "pieces": FastMode(parse_processes=2, parse_pieces=4),
 }
 """Fast options measured: on the CPU, fp16/bf16 autocast stand in for what they do on a GPU."""
 

@@ -61,7 +61,9 @@ def test_info_lists_models_pipes_sections_and_limits(api_client: TestClient) -> 
     assert info["versions"]["booknlp"] == "1.0.8"
     assert info["default_precision"] == "exact"
     assert [(p["name"], p["options"]) for p in info["precisions"]] == [
-        ("exact", []), ("fast", ["spaCy parse split at paragraph breaks over up to 2 processes"])]
+        ("exact", []), ("fast", ["spaCy parse split at paragraph breaks over up to 2 processes"]
+                         + (["int8 dynamic quantisation of the coref BERT's linear layers"]
+                            if expected_device().device == "cpu" else []))]
 
 
 def test_ready_is_503_with_the_reason_when_the_default_model_cannot_load(tmp_path: Path) -> None:

@@ -81,8 +81,8 @@ def test_fast_mode_parses_split_and_writes_what_exact_writes(tiny_models_dir: Pa
     assert calls == []
     fast = service.analyze(CHAPTER, out_dir=tmp_path / "fast", precision="fast")
     assert calls == [2] and fast.precision == "fast"
-    # no shipped option changes a model: fast shares exact's components
-    assert service.load(precision="fast") is service.load(precision="exact")
+    # the shipped fast mode changes the coref model only (on the CPU): the tagger is exact's
+    assert service.load(precision="fast").entity is service.load(precision="exact").entity
     # same tokens (paragraph, ids, word, offsets) in the .tokens file; the parse near the cut may differ
     rows = [[line.split("\t") for line in (run.folder / "book.tokens").read_text().splitlines()]
             for run in (exact, fast)]
@@ -98,4 +98,35 @@ def test_one_core_for_the_worker_means_one_whole_parse(tiny_models_dir: Path,
     assert not isinstance(service._parser("fast"), SplitParser)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
     assert service._parser("fast").processes == 3
+    assert not isinstance(service._parser("exact"), SplitParser)
+
+
+def test_each_process_may_parse_its_share_in_pieces(tiny_service: NLPService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One process, three pieces through ``nlp.pipe``: the same book (ids, paragraphs, words, offsets)."""
+    pipeline = tiny_service._spacy_pipeline()
+    piped: list[list[str]] = []
+    real_pipe = pipeline.spacy_nlp.pipe
+
+    def recording(texts: list[str], **kwargs: object) -> object:
+        piped.append(list(texts))
+        return real_pipe(piped[-1], **kwargs)
+
+    monkeypatch.setattr(pipeline.spacy_nlp, "pipe", recording)
+    whole = pipeline.tag(STAVE)
+    split = SplitParser(pipeline, 1, 3).tag(STAVE)
+    assert len(piped) == 1 and len(piped[0]) == 3 and "".join(piped[0]) == STAVE
+    assert _structure(split) == _structure(whole)
+    same = sum(a == b for a, b in zip(_parse(split), _parse(whole), strict=True))
+    assert same / len(whole) >= 0.95
+    # two processes, two pieces each: still the whole book
+    assert _structure(split_parse(pipeline, STAVE, 2, 2)) == _structure(whole)
+
+
+def test_fast_mode_asks_for_pieces_even_on_one_core(tiny_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny"),
+                         fast_mode=FastMode(parse_processes=2, parse_pieces=4))
+    service.load(pipeline="entity")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    parser = service._parser("fast")
+    assert isinstance(parser, SplitParser) and (parser.processes, parser.pieces) == (1, 4)
     assert not isinstance(service._parser("exact"), SplitParser)

@@ -53,6 +53,12 @@ class Components:
     def loaded(self) -> tuple[str, ...]:
         return tuple(c for c in ("entity", "quote", "coref") if getattr(self, c) is not None)
 
+    def share(self, component: str, other: Components) -> None:
+        """Use ``other``'s instance of ``component`` (already loaded there) instead of a copy of our own."""
+        setattr(self, component, getattr(other, component))
+        if component == "entity":
+            self.names = other.names
+
     def load(self, component: str) -> None:
         if getattr(self, component) is not None:
             return
@@ -60,7 +66,7 @@ class Components:
         _move(component, built, self.device)
         install(component, built, upstream_data("aliases.txt"))
         if self.fast_mode is not None:
-            make_fast(built, self.device, self.fast_mode)
+            make_fast(component, built, self.device, self.fast_mode)
         setattr(self, component, built)
         if component == "entity":
             self.names = import_upstream("booknlp.english.name_coref").NameCoref(upstream_data("aliases.txt"))

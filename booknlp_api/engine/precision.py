@@ -35,10 +35,21 @@ class FastMode:
     parse_processes: int = 1
     """spaCy parses the book cut at paragraph breaks in up to this many processes at once (never more than
     the worker's torch threads, its share of the cores); 1: one whole-book parse, as upstream."""
+    parse_pieces: int = 1
+    """Each parse process cuts its share at paragraph breaks into up to this many pieces and parses them with
+    spaCy's ``nlp.pipe`` (cheaper than one long Doc); 1: its share as one Doc."""
+    int8_coref_cpu: bool = False
+    """int8 dynamic quantisation of the coref BERT's linear layers only, on the CPU (``int8_cpu`` does all three)."""
 
     def changes_models(self, device: torch.device) -> bool:
-        """Whether the models themselves differ from exact mode's on ``device`` (then fast needs its own copy)."""
-        return (device.type == "cpu" and self.int8_cpu) or \
+        """Whether the models themselves differ from exact mode's on ``device`` (then fast needs its own set)."""
+        return any(self.changes_component(component, device) for component in ("entity", "quote", "coref"))
+
+    def changes_component(self, component: str, device: torch.device) -> bool:
+        """Whether ``component`` (entity, quote or coref) differs from exact mode's on ``device``: fast mode's
+        set shares exact's instance of every component it does not change."""
+        int8 = self.int8_cpu or (self.int8_coref_cpu and component == "coref")
+        return (device.type == "cpu" and int8) or \
             (self.half_cuda if device.type == "cuda" else self.half_cpu) is not None
 
     def describe(self, device: torch.device) -> list[str]:
@@ -46,26 +57,33 @@ class FastMode:
         words = []
         if self.parse_processes > 1:
             words.append(f"spaCy parse split at paragraph breaks over up to {self.parse_processes} processes")
+        if self.parse_pieces > 1:
+            words.append(f"each parse process parses its share as up to {self.parse_pieces} pieces (nlp.pipe)")
         if device.type == "cpu" and self.int8_cpu:
             words.append("int8 dynamic quantisation of the BERTs' linear layers")
+        elif device.type == "cpu" and self.int8_coref_cpu:
+            words.append("int8 dynamic quantisation of the coref BERT's linear layers")
         half = self.half_cuda if device.type == "cuda" else self.half_cpu
         if half is not None:
             words.append(f"BERTs run under {_dtype_name(half)} autocast")
         return words
 
 
-FAST = FastMode(parse_processes=2)
+FAST = FastMode(parse_processes=2, int8_coref_cpu=True)
 """The fast mode we ship (see the module docstring for the rule): the parse split over two processes
-(every benchmark novel parsed to the same tokens as one whole-book parse: agreement 100%). int8 on the
-CPU fell below 98% (quote speakers 95.3%, supersenses 97.7% on Pride and Prejudice), and float16/bfloat16
-autocast has no agreement measured yet (scripts/gpu-benchmark.sh --fast fp16 measures it on a GPU). No
-shipped option changes a model, so fast mode shares exact mode's components."""
+(every benchmark novel parsed to the same tokens as one whole-book parse: agreement 100%) and, on the
+CPU, int8 quantisation of the coref BERT only (lowest agreement 99.38%, coref B-cubed on *The Call of
+the Wild*; the coref stage ~7% faster). int8 of all three BERTs fell below 98% (quote speakers 95.3%,
+supersenses 97.7% on Pride and Prejudice), and float16/bfloat16 autocast has no agreement measured yet
+(scripts/gpu-benchmark.sh --fast fp16 measures it on a GPU). On the CPU fast mode therefore holds its own
+coref component (the int8 one) and shares exact mode's tagger and speaker model; on a GPU it shares all."""
 
 
-def make_fast(built: Any, device: torch.device, mode: FastMode) -> None:
-    """Apply ``mode``'s model options to one freshly built component (its ``model.bert``), in place."""
+def make_fast(component: str, built: Any, device: torch.device, mode: FastMode) -> None:
+    """Apply ``mode``'s model options to one freshly built component (``entity``, ``quote`` or ``coref``:
+    its ``model.bert``), in place."""
     bert = built.model.bert
-    if device.type == "cpu" and mode.int8_cpu:
+    if device.type == "cpu" and (mode.int8_cpu or (mode.int8_coref_cpu and component == "coref")):
         # Quantised in place: hooks registered later on this module (progress) see the new layers.
         torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     half = mode.half_cuda if device.type == "cuda" else mode.half_cpu

@@ -110,14 +110,27 @@ class NLPService:
             parts = self._components(model or self.settings.model, self._computed_as(precision))
             self._spacy_pipeline()
             for component in chosen.components:
-                if getattr(parts, component) is None:
-                    started = time.monotonic()
-                    parts.load(component)
-                    instrument(component, getattr(parts, component), self._slot)
-                    parts.load_seconds[component] = time.monotonic() - started
-                    log.info("loaded %s/%s (%s) on %s in %.1fs", parts.name, component, parts.precision,
-                             self.device, parts.load_seconds[component])
+                if getattr(parts, component) is not None:
+                    continue
+                fast_mode = parts.fast_mode
+                if fast_mode is not None and not fast_mode.changes_component(component, self.device):
+                    # a component fast mode does not change: one instance, exact's, in memory
+                    exact = self._components(parts.name, "exact")
+                    self._load_component(exact, component)
+                    parts.share(component, exact)
+                else:
+                    self._load_component(parts, component)
             return parts
+
+    def _load_component(self, parts: Components, component: str) -> None:
+        if getattr(parts, component) is not None:
+            return
+        started = time.monotonic()
+        parts.load(component)
+        instrument(component, getattr(parts, component), self._slot)
+        parts.load_seconds[component] = time.monotonic() - started
+        log.info("loaded %s/%s (%s) on %s in %.1fs", parts.name, component, parts.precision,
+                 self.device, parts.load_seconds[component])
 
     def _computed_as(self, precision: Precision | None) -> Precision:
         """The components a precision runs on: fast with no model option for this device has exact's
@@ -206,8 +219,11 @@ class NLPService:
 
     def _parser(self, precision: Precision) -> Any:
         """What the parse stage calls ``tag(text)`` on: upstream's spaCy pipeline, split over processes in fast mode."""
-        processes = min(self.fast_mode.parse_processes, torch.get_num_threads()) if precision == "fast" else 1
-        return SplitParser(self._spacy, processes) if processes > 1 else self._spacy
+        if precision != "fast":
+            return self._spacy
+        processes = min(self.fast_mode.parse_processes, torch.get_num_threads())
+        pieces = self.fast_mode.parse_pieces
+        return SplitParser(self._spacy, processes, pieces) if processes > 1 or pieces > 1 else self._spacy
 
     def _run(self, text: str, parts: Components, pipeline: Pipeline, book_id: str, out_dir: Path,
              tracker: RunTracker, parser: Any) -> Analysis:

@@ -7,7 +7,8 @@ ships only while every agreement with exact mode (entities, supersenses, events,
 coreference, characters) stays at or above 98% on every benchmark text (docs/PERFORMANCE.md).
 
 A fast model is a separate set of components (built lazily, on first use): applying an option
-changes the component instance, and the exact components in the same process stay untouched.
+changes the component instance, and the exact components in the same process stay untouched. A
+component no option changes (``FastMode.changes_component``) is exact's instance, shared, not a copy.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from booknlp_api.config import Settings
 from booknlp_api.engine.memory import (
     BIG,
+    FAST_COPY_PER_FILE_BYTE,
     SMALL,
     TooLargeForMemory,
     available_memory,
@@ -23,6 +24,7 @@ from booknlp_api.engine.memory import (
     profile_for,
     release_free_memory,
 )
+from booknlp_api.engine.precision import FastMode
 from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs.records import Submission
 from booknlp_api.jobs.service import JobService
@@ -95,6 +97,24 @@ def test_the_engine_refuses_a_text_too_large_for_memory_before_any_stage(tiny_mo
     assert "BOOKNLP_WORKER_MEMORY_BYTES" in str(refused.value)
     assert stages == [] and not (tmp_path / "out").exists()
     assert engine.loaded_models() == {} or not any(engine.loaded_models()["tiny"].loaded())
+
+
+def test_fast_modes_own_coref_copy_counts_against_the_limit(tiny_models_dir: Path) -> None:
+    """The shipped fast mode holds an int8 copy of the coref model on the CPU: a text that just fits in
+    exact mode does not in fast mode; a fast mode that changes no model costs nothing more."""
+    manifest = read_manifest(tiny_models_dir / "tiny")
+    coref_bytes = (tiny_models_dir / "tiny" / manifest.components["coref"]).stat().st_size
+    text = "Emma smiled at Harriet. " * 50
+    just_fits = estimate_bytes(text, profile_for(manifest)) + int(FAST_COPY_PER_FILE_BYTE * coref_bytes) // 2
+    settings = Settings(models_dir=tiny_models_dir, model="tiny", device="cpu", worker_memory_bytes=just_fits)
+    engine = NLPService(settings, fast_mode=FastMode(parse_processes=2, int8_coref_cpu=True))
+    engine.check_memory(text, precision="exact")
+    with pytest.raises(TooLargeForMemory):
+        engine.check_memory(text, precision="fast")
+    NLPService(settings, fast_mode=FastMode(parse_processes=2)).check_memory(text, precision="fast")
+    # the shipped mode and the configured default precision take the same path
+    with pytest.raises(TooLargeForMemory):
+        NLPService(settings.model_copy(update={"precision": "fast"})).check_memory(text)
 
 
 def test_a_job_too_large_for_its_worker_fails_at_once_with_the_setting_named(tiny_models_dir: Path,

@@ -28,7 +28,13 @@ from booknlp_api.engine.errors import (
     StageFailed,
 )
 from booknlp_api.engine.instrument import TrackerSlot, instrument
-from booknlp_api.engine.memory import available_memory, check_fits, profile_for, release_free_memory
+from booknlp_api.engine.memory import (
+    FAST_COPY_PER_FILE_BYTE,
+    available_memory,
+    check_fits,
+    profile_for,
+    release_free_memory,
+)
 from booknlp_api.engine.native import write_native
 from booknlp_api.engine.pipeline import Pipeline, parse_pipeline
 from booknlp_api.engine.precision import FAST, FastMode, Precision
@@ -174,12 +180,19 @@ class NLPService:
         """Bytes a worker may use (the setting, else the cgroup's limit, else physical memory)."""
         return self.settings.worker_memory_bytes or available_memory()
 
-    def check_memory(self, text: str, model: str | None = None) -> None:
-        """Raise ``TooLargeForMemory`` when analysing ``text`` would need more memory than a worker may use."""
+    def check_memory(self, text: str, model: str | None = None, precision: Precision | None = None) -> None:
+        """Raise ``TooLargeForMemory`` when analysing ``text`` would need more memory than a worker may use
+        (at ``precision``: fast mode's own copies of the components it changes count too)."""
         name = model or self.settings.model
         loaded = next((parts for (loaded_name, _), parts in self._models.items() if loaded_name == name), None)
         manifest = loaded.manifest if loaded else read_manifest(self.settings.models_dir / name)
-        check_fits(text, profile_for(manifest), self.memory_limit())
+        profile = profile_for(manifest)
+        if self._computed_as(precision) == "fast":
+            files = [self.settings.models_dir / name / file for component, file in manifest.components.items()
+                     if self.fast_mode.changes_component(component, self.device)]
+            extra = FAST_COPY_PER_FILE_BYTE * sum(path.stat().st_size for path in files if path.exists())
+            profile = dataclasses.replace(profile, base=profile.base + int(extra))
+        check_fits(text, profile, self.memory_limit())
 
     # -- analysis ---------------------------------------------------------------------------------
     def analyze(
@@ -201,7 +214,7 @@ class NLPService:
         with self._load_lock:
             # an unknown model is refused before the memory check
             self._components(model or self.settings.model, self._computed_as(precision))
-        self.check_memory(text, model)
+        self.check_memory(text, model, precision)
         parts = self.load(model, chosen.names(), precision)
         tracker = RunTracker(progress, cancel)
         with self._run_lock:

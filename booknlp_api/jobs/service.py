@@ -150,8 +150,8 @@ class JobService:
         if model not in available:
             raise ModelNotAvailable(f"model {model!r} is not available; available: {', '.join(available) or 'none'}",
                                     available)
-        self.engine.check_memory(text, model)
         precision = submission.precision or self.settings.precision
+        self.engine.check_memory(text, model, precision)
         cache_key = self._cache_key(text, model, pipeline, submission.book_id, precision)
         request = json.dumps([cache_key, submission.sections, submission.text_offset])
         # Idempotency keys are the client's own namespace: two API keys may both send "retry-1".

@@ -77,15 +77,17 @@ def test_unknown_pipe_is_a_clean_error(tiny_env: Path, tmp_path: Path, capsys: p
     assert "valid pipes are entity, quote, supersense, event, coref" in capsys.readouterr().err
 
 
-def test_analyze_in_a_fresh_process_prints_our_logs_and_none_of_upstreams_noise(tiny_models_dir: Path,
-                                                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["exact", "fast"])  # fast: torch's int8 deprecation notices too
+def test_analyze_in_a_fresh_process_prints_our_logs_and_none_of_upstreams_noise(
+        tiny_models_dir: Path, tmp_path: Path, precision: str) -> None:
     book = tmp_path / "book.txt"
     book.write_text(CHAPTER.read_text(encoding="utf-8")[:2000], encoding="utf-8")
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("BOOKNLP_") and key not in ("TRANSFORMERS_VERBOSITY", "PYTHONWARNINGS")}
     env.update(BOOKNLP_MODELS_DIR=str(tiny_models_dir), BOOKNLP_MODEL="tiny", BOOKNLP_LOG_LEVEL="info",
                BOOKNLP_TORCH_THREADS="1")
-    done = subprocess.run([str(CLI), "analyze", str(book), "--out", str(tmp_path / "out"), "--quiet"],
+    done = subprocess.run([str(CLI), "analyze", str(book), "--out", str(tmp_path / "out"), "--quiet",
+                           "--precision", precision],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     for noise in UPSTREAM_NOISE:

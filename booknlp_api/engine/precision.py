@@ -13,6 +13,7 @@ component no option changes (``FastMode.changes_component``) is exact's instance
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +87,12 @@ def make_fast(component: str, built: Any, device: torch.device, mode: FastMode) 
     bert = built.model.bert
     if device.type == "cpu" and (mode.int8_cpu or (mode.int8_coref_cpu and component == "coref")):
         # Quantised in place: hooks registered later on this module (progress) see the new layers.
-        torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        with warnings.catch_warnings():
+            # torch's notices that eager-mode int8 moves to torchao: not the user's concern, and they would
+            # reach the worker's terminal and logs at every fast-mode load
+            warnings.filterwarnings("ignore", message=r"(?s).*(quantiz|torchao)", category=UserWarning)
+            warnings.filterwarnings("ignore", message=r"(?s).*(quantiz|torchao)", category=DeprecationWarning)
+            torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     half = mode.half_cuda if device.type == "cuda" else mode.half_cpu
     if half is not None:
         bert.forward = _autocast(bert.forward, device.type, half)

@@ -89,6 +89,17 @@ def test_other_runs_are_dropped_and_orphans_swept(files: DatabaseFiles) -> None:
     assert set(_stored(files)) == {f"results/{kept}/native.zip", f"results/{kept}/result.json.gz", "texts/live"}
 
 
+def test_dropping_other_runs_spares_an_unpacking_of_the_kept_one(files: DatabaseFiles) -> None:
+    # A client that sees "succeeded" may open the HTML report (which unpacks the result) while the worker is
+    # still dropping the job's other runs: found as a FileNotFoundError in a fresh-clone suite run.
+    kept, other = files.publish(_run(files, "j1")), files.publish(_run(files, "j1"))
+    unpacking = files.results / f"{kept}.0badcafe.part"
+    unpacking.mkdir(parents=True)
+    (files.results / other).mkdir()
+    files.drop_other_runs("j1", keep=kept)
+    assert unpacking.is_dir() and not (files.results / other).exists()
+
+
 def test_a_large_json_result_streams_in_bounded_memory(files: DatabaseFiles) -> None:
     tokens = [{"i": n, "word": f"w{n % 977}", "lemma": f"l{n % 541}", "pos": "NOUN"} for n in range(400_000)]
     result = json.dumps({"tokens": tokens}).encode()

@@ -106,7 +106,8 @@ class JobFiles:
         """Remove every other run of this job: a re-run replaces, never duplicates."""
         for folder in (self.work, self.results):
             for entry in folder.glob(f"{job_id}.*"):
-                if entry.name != keep:
+                # "<keep>.<uuid>.part": the kept run being unpacked for a reader who saw the job succeed
+                if entry.name != keep and not entry.name.startswith(f"{keep}."):
                     shutil.rmtree(entry, ignore_errors=True)
 
     # -- upkeep -------------------------------------------------------------------------------------

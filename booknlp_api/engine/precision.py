@@ -50,9 +50,12 @@ class FastMode:
     def changes_component(self, component: str, device: torch.device) -> bool:
         """Whether ``component`` (entity, quote or coref) differs from exact mode's on ``device``: fast mode's
         set shares exact's instance of every component it does not change."""
-        int8 = self.int8_cpu or (self.int8_coref_cpu and component == "coref")
-        return (device.type == "cpu" and int8) or \
+        return self.quantises(component, device) or \
             (self.half_cuda if device.type == "cuda" else self.half_cpu) is not None
+
+    def quantises(self, component: str, device: torch.device) -> bool:
+        """Whether ``component``'s BERT runs in int8 on ``device`` (the CPU only)."""
+        return device.type == "cpu" and (self.int8_cpu or (self.int8_coref_cpu and component == "coref"))
 
     def describe(self, device: torch.device) -> list[str]:
         """The options this mode switches on for ``device``, in words (for /v1/info and benchmarks)."""
@@ -85,13 +88,12 @@ def make_fast(component: str, built: Any, device: torch.device, mode: FastMode) 
     """Apply ``mode``'s model options to one freshly built component (``entity``, ``quote`` or ``coref``:
     its ``model.bert``), in place."""
     bert = built.model.bert
-    if device.type == "cpu" and (mode.int8_cpu or (mode.int8_coref_cpu and component == "coref")):
+    if mode.quantises(component, device):
         # Quantised in place: hooks registered later on this module (progress) see the new layers.
         with warnings.catch_warnings():
             # torch's notices that eager-mode int8 moves to torchao: not the user's concern, and they would
             # reach the worker's terminal and logs at every fast-mode load
-            warnings.filterwarnings("ignore", message=r"(?s).*(quantiz|torchao)", category=UserWarning)
-            warnings.filterwarnings("ignore", message=r"(?s).*(quantiz|torchao)", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message=r"(?s).*(quantiz|torchao)")
             torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     half = mode.half_cuda if device.type == "cuda" else mode.half_cpu
     if half is not None:

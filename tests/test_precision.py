@@ -102,10 +102,13 @@ def test_on_cpu_the_cuda_options_do_nothing_and_int8_quantizes() -> None:
 
 def test_fast_modes_say_what_they_change_per_device() -> None:
     # The shipped fast mode splits the parse (agreement 100% on every benchmark novel) and, on the CPU,
-    # quantises the coref BERT (lowest agreement 99.4%): only the CPU's coref model differs from exact's.
+    # shares the tagger's batches over two processes (the same predictions) and quantises the coref BERT
+    # (lowest agreement 99.4%): only the CPU's coref model differs from exact's.
     split = "spaCy parse split at paragraph breaks over up to 2 processes"
     assert FAST.describe(torch.device("cuda", 0)) == [split]
-    assert FAST.describe(torch.device("cpu")) == [split, "int8 dynamic quantisation of the coref BERT's linear layers"]
+    shared = "tagger batches shared over up to 2 single-thread processes"
+    assert FAST.describe(torch.device("cpu")) == [split, shared,
+                                                  "int8 dynamic quantisation of the coref BERT's linear layers"]
     assert FAST.changes_models(torch.device("cpu")) and not FAST.changes_models(torch.device("cuda", 0))
     assert [c for c in ("entity", "quote", "coref") if FAST.changes_component(c, torch.device("cpu"))] == ["coref"]
     both = FastMode(int8_cpu=True, half_cuda=torch.float16)

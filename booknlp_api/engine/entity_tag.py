@@ -99,14 +99,14 @@ def make_tag(entity_tagger: Any) -> Callable[..., dict[str, Any]]:
     """Our ``tag`` for one upstream ``LitBankEntityTagger`` instance."""
 
     def tag(toks: Sequence[Any], doEvent: bool = True, doEntities: bool = True,
-            doSS: bool = True) -> dict[str, Any]:
+            doSS: bool = True, processes: int = 1) -> dict[str, Any]:
         model = entity_tagger.model
         sentences, o_sentences = chunk(toks, model.tokenizer.tokenize)
         batches = get_batches(model.tokenizer.convert_tokens_to_ids, sentences, BATCH_SIZE)
         wn = wordnet_batches(entity_tagger.wns, o_sentences, batches)
         preds, events_in_order, supersenses = model.tag_all(
             wn, batches.sents, batches.data, batches.mask, batches.transforms, batches.orig_token_lens,
-            batches.ordering, doEvent=doEvent, doEntities=doEntities, doSS=doSS)
+            batches.ordering, doEvent=doEvent, doEntities=doEntities, doSS=doSS, processes=processes)
         out: dict[str, Any] = {}
         if doEntities:
             out["entities"] = _spans(preds, o_sentences)

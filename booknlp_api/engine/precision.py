@@ -42,6 +42,9 @@ class FastMode:
     spaCy's ``nlp.pipe`` (cheaper than one long Doc); 1: its share as one Doc."""
     int8_coref_cpu: bool = False
     """int8 dynamic quantisation of the coref BERT's linear layers only, on the CPU (``int8_cpu`` does all three)."""
+    tag_processes: int = 1
+    """On the CPU, the tagger shares its batches over up to this many processes, each on one torch thread
+    (never more than the worker's torch threads); 1: all in this process, as upstream."""
 
     def changes_models(self, device: torch.device) -> bool:
         """Whether the models themselves differ from exact mode's on ``device`` (then fast needs its own set)."""
@@ -62,6 +65,8 @@ class FastMode:
         words = []
         if self.parse_processes > 1:
             words.append(f"spaCy parse split at paragraph breaks over up to {self.parse_processes} processes")
+        if device.type == "cpu" and self.tag_processes > 1:
+            words.append(f"tagger batches shared over up to {self.tag_processes} single-thread processes")
         if self.parse_pieces > 1:
             words.append(f"each parse process parses its share as up to {self.parse_pieces} pieces (nlp.pipe)")
         if device.type == "cpu" and self.int8_cpu:
@@ -74,14 +79,16 @@ class FastMode:
         return words
 
 
-FAST = FastMode(parse_processes=2, int8_coref_cpu=True)
+FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2)
 """The fast mode we ship (see the module docstring for the rule): the parse split over two processes
-(every benchmark novel parsed to the same tokens as one whole-book parse: agreement 100%) and, on the
-CPU, int8 quantisation of the coref BERT only (lowest agreement 99.38%, coref B-cubed on *The Call of
-the Wild*; the coref stage ~7% faster). int8 of all three BERTs fell below 98% (quote speakers 95.3%,
-supersenses 97.7% on Pride and Prejudice), and float16/bfloat16 autocast has no agreement measured yet
-(scripts/gpu-benchmark.sh --fast fp16 measures it on a GPU). On the CPU fast mode therefore holds its own
-coref component (the int8 one) and shares exact mode's tagger and speaker model; on a GPU it shares all."""
+(every benchmark novel parsed to the same tokens as one whole-book parse: agreement 100%), on the CPU
+the tagger's batches shared over two single-thread processes (the same predictions: agreement 100%;
+the tagger stage 7-17% faster on two cores) and int8 quantisation of the coref BERT only (lowest
+agreement 99.38%, coref B-cubed on *The Call of the Wild*; the coref stage ~7% faster). int8 of all
+three BERTs fell below 98% (quote speakers 95.3%, supersenses 97.7% on Pride and Prejudice), and
+float16/bfloat16 autocast has no agreement measured yet (scripts/gpu-benchmark.sh --fast fp16 measures
+it on a GPU). On the CPU fast mode therefore holds its own coref component (the int8 one) and shares
+exact mode's tagger and speaker model; on a GPU it shares all."""
 
 
 def make_fast(component: str, built: Any, device: torch.device, mode: FastMode) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +30,14 @@ ProgressCallback = Callable[[StageProgress], None]
 
 
 class RunTracker:
-    """Carries one run's progress callback and cancel flag to the stage in progress."""
+    """Carries one run's progress callback and cancel flag to the stage in progress.
+
+    Only the process that made it reports: a forked child running some of a stage's batches
+    (``forked_batches.py``) inherits a copy whose callback may write to the job store's connection.
+    """
 
     def __init__(self, callback: ProgressCallback | None, cancel: threading.Event | None) -> None:
+        self._pid = os.getpid()
         self._callback = callback
         self._cancel = cancel
         self.stage = ""
@@ -55,6 +61,8 @@ class RunTracker:
 
     def batch(self) -> None:
         """Called before each BERT batch: move progress on, and stop here if cancelled."""
+        if os.getpid() != self._pid:
+            return
         self.check_cancelled()
         self._batches_done += 1
         if self._batches_expected:

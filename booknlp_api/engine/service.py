@@ -40,7 +40,7 @@ from booknlp_api.engine.pipeline import Pipeline, parse_pipeline
 from booknlp_api.engine.precision import FAST, FastMode, Precision
 from booknlp_api.engine.progress import ProgressCallback, RunTracker
 from booknlp_api.engine.split_parse import SplitParser
-from booknlp_api.engine.stages import STAGES, Book
+from booknlp_api.engine.stages import STAGES, Book, Run
 from booknlp_api.models.bert import import_upstream
 from booknlp_api.models.manifest import ModelError, ModelManifest, available_models, read_manifest, verify
 from booknlp_api.vocabulary import BOOK_ID
@@ -221,8 +221,8 @@ class NLPService:
             self._slot.tracker = tracker
             try:
                 requested = precision or self.settings.precision
-                parser = self._parser(requested)
-                analysis = self._run(text, parts, chosen, book_id, out_dir, tracker, parser)
+                run = Run(self._parser(requested), self._tag_processes(requested))
+                analysis = self._run(text, parts, chosen, book_id, out_dir, tracker, run)
                 return dataclasses.replace(analysis, precision=requested)
             finally:
                 self._slot.tracker = None
@@ -238,13 +238,20 @@ class NLPService:
         pieces = self.fast_mode.parse_pieces
         return SplitParser(self._spacy, processes, pieces) if processes > 1 or pieces > 1 else self._spacy
 
+    def _tag_processes(self, precision: Precision) -> int:
+        """Over how many processes the tagger shares its batches: fast mode's choice on the CPU, never more
+        than the worker's torch threads (its share of the cores)."""
+        if precision != "fast" or self.device.type != "cpu":
+            return 1
+        return max(1, min(self.fast_mode.tag_processes, torch.get_num_threads()))
+
     def _run(self, text: str, parts: Components, pipeline: Pipeline, book_id: str, out_dir: Path,
-             tracker: RunTracker, parser: Any) -> Analysis:
+             tracker: RunTracker, run: Run) -> Analysis:
         book = Book(text=text)
         timings: dict[str, float] = {}
         for stage in STAGES:
             if stage.applies(pipeline):
-                timings[stage.name] = self._stage(stage.name, tracker, stage.run, book, parts, pipeline, parser)
+                timings[stage.name] = self._stage(stage.name, tracker, stage.run, book, parts, pipeline, run)
         files: dict[str, Path] = {}
 
         def output(*_: object) -> None:

@@ -35,13 +35,23 @@ class Book:
     characters: dict[str, Any] | None = None
 
 
-def parse(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
-    book.tokens = spacy.tag(book.text)
+@dataclass(frozen=True)
+class Run:
+    """How this run computes its stages (the precision's choices)."""
+
+    parser: Any
+    """What the parse stage calls ``tag(text)`` on: upstream's spaCy pipeline, or fast mode's split parse."""
+    tag_processes: int = 1
+    """Over how many processes the tagger shares its batches (``forked_batches.py``)."""
 
 
-def tag(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+def parse(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
+    book.tokens = run.parser.tag(book.text)
+
+
+def tag(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
     found = parts.entity.tag(book.tokens, doEvent="event" in pipeline, doEntities="entity" in pipeline,
-                             doSS="supersense" in pipeline)
+                             doSS="supersense" in pipeline, processes=run.tag_processes)
     if "entity" in pipeline:
         book.entities = sorted(found["entities"])
     if "supersense" in pipeline:
@@ -53,15 +63,15 @@ def tag(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
                 token.event = "EVENT"
 
 
-def find_quotes(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+def find_quotes(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
     book.quotes = import_upstream("booknlp.english.litbank_quote").QuoteTagger().tag(book.tokens)
 
 
-def attribute(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+def attribute(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
     book.attributions = parts.quote.tag(book.quotes, book.entities, book.tokens)
 
 
-def cluster_names(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+def cluster_names(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
     tokens, entities = book.tokens, book.entities
     in_quotes = [1 if tokens[start].inQuote or tokens[end].inQuote else 0 for start, end, _, _ in entities]
     refs = parts.names.cluster_narrator(entities, in_quotes, tokens)
@@ -70,14 +80,14 @@ def cluster_names(book: Book, parts: Components, pipeline: Pipeline, spacy: Any)
     book.assignments = copy.deepcopy(book.refs)
 
 
-def infer_gender(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+def infer_gender(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
     book.gender_model = gender_model_class()(tokens=book.tokens, entities=book.entities, refs=book.refs,
                                         genders=GENDER_CATS,
                                         hyperparameterFile=GENDER_PRIORS)
     book.genders = book.gender_model.tag(book.entities, book.tokens, book.refs)
 
 
-def resolve_coref(book: Book, parts: Components, pipeline: Pipeline, spacy: Any) -> None:
+def resolve_coref(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
     book.assignments = parts.coref.tag(book.tokens, book.entities, book.refs, book.genders,
                                        book.attributions, book.quotes)
     book.genders = book.gender_model.update_gender_from_coref(book.genders, book.entities, book.assignments)
@@ -87,7 +97,7 @@ def resolve_coref(book: Book, parts: Components, pipeline: Pipeline, spacy: Any)
                                                         book.genders)
 
 
-StageRun = Callable[[Book, Components, Pipeline, Any], None]
+StageRun = Callable[[Book, Components, Pipeline, Run], None]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from booknlp_api.engine import coref_get_mention_reps, speaker_forward
+from booknlp_api.engine import coref_forward, coref_get_mention_reps, speaker_forward
 from booknlp_api.engine.coref_get_data import CorefData
 from booknlp_api.engine.entity_tag import make_tag
 from booknlp_api.engine.litbank_coref import make_test
@@ -40,5 +40,8 @@ def install(component: str, built: Any, aliases: str | None = None) -> None:
         built.model.get_data = CorefData(built.model)
         if coref_get_mention_reps.applies(built.model):
             built.model.get_mention_reps = coref_get_mention_reps.MentionReps(built.model)
+        if coref_forward.applies(built.model):
+            built.model.forward = coref_forward.CorefForward(built.model,
+                                                             coref_forward.row_counts_independent(built.model))
         if aliases is not None:
             built.test = make_test(built, import_upstream("booknlp.english.name_coref").NameCoref(aliases))

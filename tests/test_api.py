@@ -62,7 +62,8 @@ def test_info_lists_models_pipes_sections_and_limits(api_client: TestClient) -> 
     assert info["default_precision"] == "exact"
     assert [(p["name"], p["options"]) for p in info["precisions"]] == [
         ("exact", []), ("fast", ["spaCy parse split at paragraph breaks over up to 2 processes"]
-                         + (["int8 dynamic quantisation of the coref BERT's linear layers"]
+                         + (["tagger batches shared over up to 2 single-thread processes",
+                             "int8 dynamic quantisation of the coref BERT's linear layers"]
                             if expected_device().device == "cpu" else []))]
 
 

@@ -26,7 +26,7 @@ from benchmarks.corpus import text_path
 from benchmarks.upstream import UpstreamRun, run_upstream_batch
 
 _OURS = r"""
-import json, resource, sys, time
+import gc, json, resource, sys, time
 from pathlib import Path
 t0 = time.time()
 from booknlp_api.config import Settings
@@ -35,6 +35,8 @@ t1 = time.time()
 args = json.loads(sys.argv[1])
 service = NLPService(Settings(models_dir=Path(args["models_dir"]), model=args["model"]))
 service.load(args["model"])
+gc.collect()
+gc.freeze()  # as a worker does once its models are loaded (jobs/process.py)
 t2 = time.time()
 analysis = service.analyze(Path(args["text"]).read_text(encoding="utf-8"), out_dir=Path(args["out"]), book_id="book")
 t3 = time.time()

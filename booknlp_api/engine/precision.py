@@ -83,7 +83,7 @@ FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2)
 """The fast mode we ship (see the module docstring for the rule): the parse split over two processes
 (every benchmark novel parsed to the same tokens as one whole-book parse: agreement 100%), on the CPU
 the tagger's batches shared over two single-thread processes (the same predictions: agreement 100%;
-the tagger stage 7-17% faster on two cores) and int8 quantisation of the coref BERT only (lowest
+the tagger stage 12-19% faster on two cores) and int8 quantisation of the coref BERT only (lowest
 agreement 99.38%, coref B-cubed on *The Call of the Wild*; the coref stage ~7% faster). int8 of all
 three BERTs fell below 98% (quote speakers 95.3%, supersenses 97.7% on Pride and Prejudice), and
 float16/bfloat16 autocast has no agreement measured yet (scripts/gpu-benchmark.sh --fast fp16 measures

@@ -1,8 +1,9 @@
 """Schemathesis hooks for tests/test_contract.py (loaded through ``SCHEMATHESIS_HOOKS``).
 
-A multipart part is bytes on the wire: when the fuzzer "violates" a text field's type with a number,
-``137`` reaches the server as the text ``"137"``, which is a valid book (or book id). No server can tell
-the two apart, so such cases are dropped instead of reported; every other mutation of these forms runs.
+A multipart part is bytes on the wire: when the fuzzer "violates" a text field's type with a number or a
+boolean, ``137`` or ``false`` reaches the server as the text ``"137"`` or ``"false"``, which is a valid
+book (or book id). No server can tell the two apart, so such cases are dropped instead of reported; every
+other mutation of these forms runs.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import schemathesis
 TEXT_PARTS = ("file", "book_id")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _scalar(value: Any) -> bool:
+    """A number or boolean: sent as its text in a multipart part (``bool`` is an ``int``)."""
+    return isinstance(value, int | float)
 
 
 @schemathesis.hook
@@ -25,6 +27,6 @@ def filter_case(context: Any, case: Any) -> bool:
     for name in TEXT_PARTS:
         value = case.body.get(name)
         values = value if isinstance(value, list) else [value]
-        if any(_number(item) for item in values):
+        if any(_scalar(item) for item in values):
             return False
     return True

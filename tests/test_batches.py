@@ -339,6 +339,10 @@ def test_bad_batches_get_clean_errors(client: TestClient) -> None:
     assert bomb.status_code == 413 and bomb.json()["error"]["code"] == "archive_too_large"
     many = post(_zip({f"{i}.txt": b"x" for i in range(21)}))
     assert many.status_code == 413
+    # more file parts than the contract's maxItems: a validation error, as the schema says (archives: 413)
+    parts = client.post("/v1/batches", files=[("file", (None, "x")) for _ in range(21)])
+    assert parts.status_code == 422 and parts.json()["error"]["code"] == "validation_error"
+    assert parts.json()["error"]["details"][0]["loc"] == ["body", "file"]
     undecodable = post(_zip({"fine.txt": b"ok", "bad.txt": b"Scrooge\xff"}))
     assert undecodable.status_code == 422 and undecodable.json()["error"]["details"]["book"] == "bad.txt"
     windows = Epub().add("c.xhtml", chapter_xhtml("Chapter I.", ["“Café”"]).encode("cp1252")).bytes()  # says UTF-8

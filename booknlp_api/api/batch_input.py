@@ -43,6 +43,11 @@ async def read_batch(request: Request, settings: Settings) -> list[tuple[str, Su
         missing = [{"loc": ["body", FILE_FIELD], "msg": "Field required", "type": "missing"}]
         raise ApiError(422, "validation_error", f"a batch carries its books as file parts named {FILE_FIELD!r}",
                        missing)
+    if len(uploads) > settings.max_batch_books:  # the contract's maxItems; an archive's members are counted below
+        too_many = [{"loc": ["body", FILE_FIELD], "msg": f"List should have at most {settings.max_batch_books} items",
+                     "type": "too_long"}]
+        raise ApiError(422, "validation_error", f"a batch holds at most {settings.max_batch_books} {FILE_FIELD!r} "
+                                                f"parts, not {len(uploads)}", too_many)
     if "book_id" in form:  # each book is named by its file
         raise RequestValidationError([{"loc": ("body", "book_id"), "msg": "Extra inputs are not permitted: a batch's "
                                        "books are named by their files", "type": "extra_forbidden", "input": None}])

@@ -1,17 +1,16 @@
 """Replaces ``BERTCorefTagger.forward`` (coref's mention linking) at inference with the same assignments, its
-scoring network run once over every mention instead of once per mention.
+scoring network run on many mentions per call instead of one.
 
 Upstream links mentions one at a time (outside quotes first, then inside), and for each pronoun it builds its
 candidates' features in Python and runs a three-layer scorer on them: some fifteen small torch calls per
 mention, about a second of a novel. Only one feature depends on the links made so far (whether a candidate
 is linked to the speaker of the quote a mention sits in), and it takes two values there; everything else is
-known before the loop. So every mention's rows, with both values where needed, are scored first in one
-pass, and the loop, upstream's in the same order, reads the scores.
+known before the loop. So every mention's rows, with both values where needed, are scored before the
+loop, and the loop, upstream's in the same order, reads the scores.
 
 Why the scores are bit-identical: a linear layer computes each row of its output from that row of its input
-alone, and on the CPUs measured gives it the same bits in a call of 12 rows or more as in any other such
-call. The first two layers score mentions together in calls of exactly ``CHUNK_ROWS`` rows (a few MB of
-features at a time);
+alone, and on the CPUs measured gives it the same bits in any call of 12 rows or more. The first two layers
+score mentions together in calls of exactly ``CHUNK_ROWS`` rows (a few MB of features at a time);
 ``row_counts_independent`` checks, when the model is installed, for which candidate counts (1-20) a
 mention's own call (upstream's) gives the same bits as such a call, and mentions with any other count are
 scored on their own rows, as upstream scores them. The last layer (one output: a matrix-vector product,

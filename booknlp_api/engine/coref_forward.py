@@ -118,7 +118,8 @@ class CorefForward:
         reps = self._mention_reps(matrix, index, starts, ends, widths, input_ids, attention_mask, transforms, entities)
         unary = model.unary3(model.tanh(model.unary2(model.tanh(model.unary1(reps)))))
         plan = self._plan(entities, existing, len(reps))
-        self._score(plan, reps, unary, entities)
+        spans = np.array([(entity.global_start, entity.global_end) for entity in entities], dtype=np.int64)
+        self._score(plan, reps, unary, spans.reshape(-1, 2))
         return self._link(plan, entities, existing, properties, ref_genders)
 
     def _mention_reps(self, matrix: Any, index: Any, starts: Any, ends: Any, widths: Any, input_ids: Any,
@@ -154,7 +155,7 @@ class CorefForward:
                                   entity.in_quote and entity.quote_mention is not None)
         return plan
 
-    def _score(self, plan: dict[int, Mention], reps: torch.Tensor, unary: torch.Tensor, entities: Any) -> None:
+    def _score(self, plan: dict[int, Mention], reps: torch.Tensor, unary: torch.Tensor, spans: np.ndarray) -> None:
         """Every planned mention's candidate scores, for each same-speaker value it can see."""
         groups: list[tuple[Mention, int]] = [(mention, value) for mention in plan.values()
                                              for value in ((0, 1) if mention.speaker_dependent else (2,))]
@@ -164,21 +165,21 @@ class CorefForward:
             count = len(group[0].cands)
             if count not in self.batched_counts:
                 # on its own rows, as upstream scores it
-                self._add_scores([group], self._scorer(self._features([group], reps, entities), [count], _whole),
+                self._add_scores([group], self._scorer(self._features([group], reps, spans), [count], _whole),
                                  unary)
                 continue
             if rows + count > CHUNK_ROWS:
-                self._score_chunk(chunk, reps, unary, entities)
+                self._score_chunk(chunk, reps, unary, spans)
                 chunk, rows = [], 0
             chunk.append(group)
             rows += count
         if chunk:
-            self._score_chunk(chunk, reps, unary, entities)
+            self._score_chunk(chunk, reps, unary, spans)
 
     def _score_chunk(self, chunk: list[tuple[Mention, int]], reps: torch.Tensor, unary: torch.Tensor,
-                     entities: Any) -> None:
+                     spans: np.ndarray) -> None:
         """Groups of at most ``CHUNK_ROWS`` rows scored in one call per layer (a few MB: it stays in cache)."""
-        self._add_scores(chunk, self._scorer(self._features(chunk, reps, entities),
+        self._add_scores(chunk, self._scorer(self._features(chunk, reps, spans),
                                              [len(mention.cands) for mention, _ in chunk], _padded), unary)
 
     @staticmethod
@@ -187,29 +188,23 @@ class CorefForward:
             # upstream: scores + unary of the mention + unary of each candidate, elementwise in that order
             mention.scores.append((found + unary[mention.index] + unary[mention.cands]).squeeze(-1))
 
-    def _features(self, groups: list[tuple[Mention, int]], reps: torch.Tensor, entities: Any) -> torch.Tensor:
-        """Upstream's scorer input for every (mention, candidate) row of ``groups``, in order."""
+    def _features(self, groups: list[tuple[Mention, int]], reps: torch.Tensor, spans: np.ndarray) -> torch.Tensor:
+        """Upstream's scorer input for every (mention, candidate) row of ``groups``, in order; ``spans`` holds
+        each mention's (global_start, global_end)."""
         model = self.model
-        mentions, cands, buckets, speakers, nest1, nest2 = [], [], [], [], [], []
-        for mention, value in groups:
-            entity = entities[mention.index]
-            mentions.append(np.full(len(mention.cands), mention.index))
-            cands.append(mention.cands)
-            buckets.append(mention.buckets)
-            speakers.append(np.full(len(mention.cands), value))
-            for c in mention.cands:
-                other = entities[c]
-                nest1.append(1 if entity.global_start >= other.global_start and entity.global_end < other.global_end
-                             else 0)
-                nest2.append(1 if other.global_start >= entity.global_start and other.global_end < entity.global_end
-                             else 0)
-        cp = reps[torch.from_numpy(np.concatenate(mentions).astype(np.int64))]
-        targets = reps[torch.from_numpy(np.concatenate(cands).astype(np.int64))]
-        return torch.cat((cp, targets, cp * targets,
-                          model.distance_embeddings(torch.from_numpy(np.concatenate(buckets).astype(np.int64))),
-                          model.nested_embeddings(torch.LongTensor(nest1)),
-                          model.nested_embeddings(torch.LongTensor(nest2)),
-                          model.speaker_embeddings(torch.from_numpy(np.concatenate(speakers).astype(np.int64)))), 1)
+        sizes = [len(mention.cands) for mention, _ in groups]
+        mentions = np.repeat([mention.index for mention, _ in groups], sizes).astype(np.int64)
+        speakers = np.repeat([value for _, value in groups], sizes).astype(np.int64)
+        cands = np.concatenate([mention.cands for mention, _ in groups]).astype(np.int64)
+        buckets = np.concatenate([mention.buckets for mention, _ in groups]).astype(np.int64)
+        (start, end), (cand_start, cand_end) = spans[mentions].T, spans[cands].T
+        nested_in_cand = (start >= cand_start) & (end < cand_end)  # upstream's nest1
+        cand_nested_in = (cand_start >= start) & (cand_end < end)  # upstream's nest2
+        cp, targets = reps[torch.from_numpy(mentions)], reps[torch.from_numpy(cands)]
+        return torch.cat((cp, targets, cp * targets, model.distance_embeddings(torch.from_numpy(buckets)),
+                          model.nested_embeddings(torch.from_numpy(nested_in_cand.astype(np.int64))),
+                          model.nested_embeddings(torch.from_numpy(cand_nested_in.astype(np.int64))),
+                          model.speaker_embeddings(torch.from_numpy(speakers))), 1)
 
     def _scorer(self, features: torch.Tensor, sizes: list[int], call: Layered) -> list[torch.Tensor]:
         """The three-layer scorer over ``features`` (the first two layers applied by ``call``), ``tanh`` and the

@@ -116,9 +116,10 @@ def _texts(chosen: list[str] | None) -> list[Path]:
     return paths
 
 
-def _measure(client: httpx.Client, path: Path, words: int, warmup: int, requests: int) -> None:
+def _measure(client: httpx.Client, path: Path, words: int, warmup: int, requests: int,
+             precision: str = "exact") -> None:
     """Time ``requests`` warm analyses of the first ``words`` words of ``path`` and print one block."""
-    body = {"text": first_words(path, words), "cache": False}
+    body = {"text": first_words(path, words), "cache": False, "precision": precision}
     client_s: list[float] = []
     engine_s: list[float] = []
     tokens = quotes = 0
@@ -135,7 +136,7 @@ def _measure(client: httpx.Client, path: Path, words: int, warmup: int, requests
             client_s.append(elapsed)
             engine_s.append(sum(result["timings"].values()))
     overhead = [c - e for c, e in zip(client_s, engine_s, strict=True)]
-    print(f"\n{path.name}: first {words} words = {tokens} spaCy tokens, {quotes} quotes")
+    print(f"\n{path.name}: first {words} words = {tokens} spaCy tokens, {quotes} quotes, {precision}")
     for label, values in (("client", client_s), ("engine (sum of timings)", engine_s),
                           ("service overhead (client - engine)", overhead)):
         print(f"  {label:36} median {statistics.median(values):.3f} s   p90 {percentile(values, 0.9):.3f} s   "
@@ -151,6 +152,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, help="torch threads in the worker (default: torch's)")
+    parser.add_argument("--precision", choices=["exact", "fast"], action="append",
+                        help="repeatable: each text is measured in each precision (default: exact)")
     parser.add_argument("--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "booknlp-bench-models")
     args = parser.parse_args()
 
@@ -161,7 +164,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="booknlp-latency-") as data, \
             serving(args.models_dir, args.size, Path(data), args.threads) as client:
         for path in _texts(args.text):
-            _measure(client, path, args.tokens, args.warmup, args.requests)
+            for precision in args.precision or ["exact"]:
+                _measure(client, path, args.tokens, args.warmup, args.requests, precision)
     return 0
 
 

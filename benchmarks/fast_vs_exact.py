@@ -33,6 +33,7 @@ from booknlp_api.config import Settings
 from booknlp_api.engine.agreement import compare_folders
 from booknlp_api.engine.precision import FAST, FastMode
 from booknlp_api.engine.service import NLPService
+from booknlp_api.engine.speaker_int8 import RecheckedSpeakerForward
 
 SHIP_AT = 0.98
 """Every agreement must reach this on every text for an option to ship."""
@@ -43,6 +44,7 @@ OPTIONS: dict[str, FastMode] = {
     "fp16": FastMode(half_cuda=torch.float16, half_cpu=torch.float16),
     "bf16": FastMode(half_cuda=torch.bfloat16, half_cpu=torch.bfloat16),
     "coref8": FastMode(int8_coref_cpu=True),
+    "quote8": FastMode(int8_quote_cpu=True),
     "pieces": FastMode(parse_processes=2, parse_pieces=4),
 }
 """Fast options measured: on the CPU, fp16/bf16 autocast stand in for what they do on a GPU."""
@@ -89,6 +91,9 @@ def measure_text(path: Path, chars: int | None, settings: Settings, options: lis
         fast["agreement"] = found.values()
         fast["speed_vs_exact"] = exact["seconds"] / fast["seconds"]
         fast["changes"] = OPTIONS[name].describe(service.device)
+        forward = service.load(precision="fast").quote.model.forward
+        if isinstance(forward, RecheckedSpeakerForward):  # the warm-up's windows included: a handful
+            fast["quotes_rechecked"] = [forward.rechecked, forward.windows]
         if upstream and "process_s" in row["upstream"]:
             fast["speed_vs_upstream"] = row["upstream"]["process_s"] / fast["seconds"]
         row["options"][name] = fast
@@ -109,6 +114,8 @@ def report(row: dict[str, Any]) -> None:
         if not fast["changes"]:
             verdict += " (changes nothing on this device)"
         up = f"{fast['speed_vs_upstream']:7.2f}" if "speed_vs_upstream" in fast else f"{'-':>7}"
+        if "quotes_rechecked" in fast:
+            verdict += " (quotes rechecked in float32: {} of {})".format(*fast["quotes_rechecked"])
         print(f"  {name:9}{fast['seconds']:9.1f}{fast['speed_vs_exact']:9.2f}{up}"
               + "".join(f"{agreement.get(m, float('nan')):12.4f}" for m in metrics) + f"  {verdict}")
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from booknlp_api.engine.progress import RunTracker
+from booknlp_api.engine.speaker_int8 import RecheckedSpeakerForward
 
 
 class TrackerSlot:
@@ -30,7 +31,9 @@ class TrackerSlot:
 
 def instrument(component: str, built: Any, slot: TrackerSlot) -> None:
     model = built.model
-    model.bert.register_forward_pre_hook(slot.batch)
+    # fast mode's int8 attribution runs each batch through its int8 BERT once, rechecks through this one
+    rechecked = isinstance(model.forward, RecheckedSpeakerForward)
+    (model.forward.bert if rechecked else model.bert).register_forward_pre_hook(slot.batch)
     if component == "entity":
         model.tag_all = _tag_all_within_sentences(model.tag_all, slot)
     elif component == "quote":

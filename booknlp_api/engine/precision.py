@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from booknlp_api.engine.speaker_int8 import RecheckedSpeakerForward
 from booknlp_api.vocabulary import PRECISIONS as PRECISIONS  # re-exported: defined in the light vocabulary module
 from booknlp_api.vocabulary import Precision as Precision
 
@@ -42,6 +43,9 @@ class FastMode:
     spaCy's ``nlp.pipe`` (cheaper than one long Doc); 1: its share as one Doc."""
     int8_coref_cpu: bool = False
     """int8 dynamic quantisation of the coref BERT's linear layers only, on the CPU (``int8_cpu`` does all three)."""
+    int8_quote_cpu: bool = False
+    """On the CPU, quote attribution scores with an int8 copy of the speaker BERT, and scores again in float32
+    every quote whose best two candidates come out close (``speaker_int8.py``)."""
     tag_processes: int = 1
     """On the CPU, the tagger shares its batches over up to this many processes, each on one torch thread
     (never more than the worker's torch threads); 1: all in this process, as upstream."""
@@ -53,12 +57,16 @@ class FastMode:
     def changes_component(self, component: str, device: torch.device) -> bool:
         """Whether ``component`` (entity, quote or coref) differs from exact mode's on ``device``: fast mode's
         set shares exact's instance of every component it does not change."""
-        return self.quantises(component, device) or \
+        return self.quantises(component, device) or (component == "quote" and self.rechecks_quotes(device)) or \
             (self.half_cuda if device.type == "cuda" else self.half_cpu) is not None
 
     def quantises(self, component: str, device: torch.device) -> bool:
         """Whether ``component``'s BERT runs in int8 on ``device`` (the CPU only)."""
         return device.type == "cpu" and (self.int8_cpu or (self.int8_coref_cpu and component == "coref"))
+
+    def rechecks_quotes(self, device: torch.device) -> bool:
+        """Whether attribution scores in int8 and rechecks close quotes in float32 (``speaker_int8.py``)."""
+        return device.type == "cpu" and self.int8_quote_cpu and not self.int8_cpu
 
     def describe(self, device: torch.device) -> list[str]:
         """The options this mode switches on for ``device``, in words (for /v1/info and benchmarks)."""
@@ -73,6 +81,8 @@ class FastMode:
             words.append("int8 dynamic quantisation of the BERTs' linear layers")
         elif device.type == "cpu" and self.int8_coref_cpu:
             words.append("int8 dynamic quantisation of the coref BERT's linear layers")
+        if self.rechecks_quotes(device):
+            words.append("quote speakers scored with an int8 speaker BERT, close decisions scored again in float32")
         half = self.half_cuda if device.type == "cuda" else self.half_cpu
         if half is not None:
             words.append(f"BERTs run under {_dtype_name(half)} autocast")
@@ -102,6 +112,8 @@ def make_fast(component: str, built: Any, device: torch.device, mode: FastMode) 
             # reach the worker's terminal and logs at every fast-mode load
             warnings.filterwarnings("ignore", message=r"(?s).*(quantiz|torchao)")
             torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    if component == "quote" and mode.rechecks_quotes(device):
+        built.model.forward = RecheckedSpeakerForward(built.model, built.model.forward)
     half = mode.half_cuda if device.type == "cuda" else mode.half_cpu
     if half is not None:
         bert.forward = _autocast(bert.forward, device.type, half)

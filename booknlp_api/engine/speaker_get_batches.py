@@ -60,7 +60,9 @@ class SpeakerBatches:
             cands, quote, y, eids, quote_eids = self._matrices(mb, spans, toks.shape[1])
             batches_o.append((xb, mb))
             batches_x.append({"toks": torch.from_numpy(toks).to(device), "mask": torch.from_numpy(mask).to(device)})
-            batches_m.append({"cands": torch.from_numpy(cands).to(device), "quote": torch.from_numpy(quote).to(device)})
+            # "candidates" (each window's real candidates) is ours: upstream's forward reads the two matrices only
+            batches_m.append({"cands": torch.from_numpy(cands).to(device), "quote": torch.from_numpy(quote).to(device),
+                              "candidates": torch.tensor([min(len(m[1]), CANDIDATES) for m in mb], device=device)})
             batches_y.append({"y": torch.LongTensor(y).to(device), "eid": eids, "quote_eids": quote_eids})
         return batches_x, batches_m, batches_y, batches_o
 

@@ -1,12 +1,15 @@
 """Fast mode's speaker scores: the speaker BERT in int8, float32 again wherever the decision is close.
 
 Attribution is the speaker BERT run once per quote window, and it is what dialogue-heavy books spend most
-on. Dynamic int8 of that BERT halves its time on the CPU but moves each candidate's score by up to ~0.011
-(measured on our random-weight models), and on those models the two best candidates of a quarter of the
-quotes lie closer than that: int8 alone changed 2-3% of quote speakers. Upstream takes the best of a quote's
+on. Dynamic int8 of that BERT runs it 1.7-2x faster on the CPU but moves each candidate's score by up to
+~0.011 (measured on our random-weight models), and on those models the two best candidates of one quote in
+seven lie closer than that: int8 alone changed 1-3% of quote speakers. Upstream takes the best of a quote's
 real candidates (``BERTSpeakerID``'s scores are read only through that argmax), so a quote whose two best
 candidates are at least ``margin`` apart in int8 keeps its decision when every score moves by less than half
 of it; every other quote of the batch is scored again with the float32 model, as exact mode scores it.
+
+A fast-mode candidate, not shipped: on the random-weight models a third of the quotes are rechecked, which
+leaves attribution only ~1.07x faster (docs/PERFORMANCE.md, "Round 6").
 """
 
 from __future__ import annotations

@@ -46,8 +46,10 @@ OPTIONS: dict[str, FastMode] = {
     "coref8": FastMode(int8_coref_cpu=True),
     "quote8": FastMode(int8_quote_cpu=True),
     "pieces": FastMode(parse_processes=2, parse_pieces=4),
+    "no-bf16": FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2),
 }
-"""Fast options measured: on the CPU, fp16/bf16 autocast stand in for what they do on a GPU."""
+"""Fast options measured: on the CPU, fp16/bf16 autocast stand in for what they do on a GPU; ``no-bf16`` is what
+the shipped mode does on a CPU without native bfloat16."""
 
 _REPO = Path(__file__).resolve().parents[1]
 

@@ -17,6 +17,7 @@ from benchmarks.corpus import text_path
 from booknlp_api.api.app import create_app
 from booknlp_api.config import Settings
 from booknlp_api.engine.pipeline import PIPES
+from booknlp_api.engine.precision import cpu_computes_bf16
 from booknlp_api.engine.result_schema import SECTIONS, AnalysisResult
 from tests.conftest import assert_reported_device, expected_device
 
@@ -63,7 +64,8 @@ def test_info_lists_models_pipes_sections_and_limits(api_client: TestClient) -> 
     assert [(p["name"], p["options"]) for p in info["precisions"]] == [
         ("exact", []), ("fast", ["spaCy parse split at paragraph breaks over up to 2 processes"]
                          + (["tagger batches shared over up to 2 single-thread processes",
-                             "int8 dynamic quantisation of the coref BERT's linear layers"]
+                             "BERTs run under bfloat16 autocast" if cpu_computes_bf16()
+                             else "int8 dynamic quantisation of the coref BERT's linear layers"]
                             if expected_device().device == "cpu" else []))]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -100,17 +101,21 @@ def test_on_cpu_the_cuda_options_do_nothing_and_int8_quantizes() -> None:
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in built.model.bert.modules())
 
 
-def test_fast_modes_say_what_they_change_per_device() -> None:
+@pytest.mark.parametrize("bf16", [False, True])
+def test_fast_modes_say_what_they_change_per_device(monkeypatch: pytest.MonkeyPatch, bf16: bool) -> None:
     # The shipped fast mode splits the parse (agreement 100% on every benchmark novel) and, on the CPU,
-    # shares the tagger's batches over two processes (the same predictions) and quantises the coref BERT
-    # (lowest agreement 99.4%): only the CPU's coref model differs from exact's.
+    # shares the tagger's batches over two processes (the same predictions) and runs the BERTs in bfloat16
+    # where the CPU computes it, else quantises the coref BERT (lowest agreement 99.4%).
+    monkeypatch.setattr(precision_module, "cpu_computes_bf16", lambda: bf16)
     split = "spaCy parse split at paragraph breaks over up to 2 processes"
     assert FAST.describe(torch.device("cuda", 0)) == [split]
     shared = "tagger batches shared over up to 2 single-thread processes"
-    assert FAST.describe(torch.device("cpu")) == [split, shared,
-                                                  "int8 dynamic quantisation of the coref BERT's linear layers"]
+    model = ("BERTs run under bfloat16 autocast" if bf16
+             else "int8 dynamic quantisation of the coref BERT's linear layers")
+    assert FAST.describe(torch.device("cpu")) == [split, shared, model]
     assert FAST.changes_models(torch.device("cpu")) and not FAST.changes_models(torch.device("cuda", 0))
-    assert [c for c in ("entity", "quote", "coref") if FAST.changes_component(c, torch.device("cpu"))] == ["coref"]
+    assert [c for c in ("entity", "quote", "coref") if FAST.changes_component(c, torch.device("cpu"))] == \
+        (["entity", "quote", "coref"] if bf16 else ["coref"])
     both = FastMode(int8_cpu=True, half_cuda=torch.float16)
     assert both.describe(torch.device("cuda", 0)) == ["BERTs run under float16 autocast"]
     assert both.describe(torch.device("cpu")) == ["int8 dynamic quantisation of the BERTs' linear layers"]
@@ -141,3 +146,59 @@ def test_coref_int8_quantizes_the_coref_bert_only_and_shares_the_rest(tiny_model
     built = _tiny_component()
     make_fast("entity", built, cpu, mode)
     assert not any(isinstance(m, quantized) for m in built.model.bert.modules())
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_the_cpu_only_where_the_cpu_computes_it(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    monkeypatch.setattr(precision_module, "cpu_computes_bf16", lambda: native)
+    mode = FastMode(int8_coref_cpu=True, bf16_cpu=True)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert mode.half(cuda) is None and mode.describe(cuda) == []
+    if native:
+        # bfloat16 covers the three BERTs; the int8 coref BERT is the fallback for CPUs without it
+        assert mode.half(cpu) == torch.bfloat16 and not mode.quantises("coref", cpu)
+        assert mode.describe(cpu) == ["BERTs run under bfloat16 autocast"]
+        assert all(mode.changes_component(c, cpu) for c in ("entity", "quote", "coref"))
+    else:
+        assert mode.half(cpu) is None and mode.quantises("coref", cpu)
+        assert mode.describe(cpu) == ["int8 dynamic quantisation of the coref BERT's linear layers"]
+        assert [mode.changes_component(c, cpu) for c in ("entity", "quote", "coref")] == [False, False, True]
+    built = _tiny_component()
+    make_fast("entity", built, cpu, mode)
+    assert ("forward" in vars(built.model.bert)) == native  # the autocast wrapper, or upstream's forward
+    # the explicit measuring switch applies whatever the CPU
+    assert FastMode(half_cpu=torch.float16, bf16_cpu=True).half(cpu) == torch.float16
+
+
+def test_cpu_computes_bf16_is_onednns_answer() -> None:
+    assert precision_module.cpu_computes_bf16() == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def test_a_bf16_fast_run_autocasts_the_berts_and_keeps_exact_untouched(tiny_models_dir: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Autocast runs on any CPU (emulated where not native): the wiring is tested everywhere."""
+    monkeypatch.setattr(precision_module, "cpu_computes_bf16", lambda: True)
+    service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny"), fast_mode=FastMode(bf16_cpu=True))
+    before = service.analyze(CHAPTER, out_dir=tmp_path / "exact-1")
+    seen: list[torch.dtype] = []
+    fast_parts = service.load(precision="fast")
+    hook = fast_parts.entity.model.bert.encoder.layer[0].intermediate.dense.register_forward_hook(
+        lambda _m, _args, out: seen.append(out.dtype))
+    fast = service.analyze(CHAPTER, out_dir=tmp_path / "fast", precision="fast")
+    hook.remove()
+    assert fast.precision == "fast" and seen and set(seen) == {torch.bfloat16}
+    after = service.analyze(CHAPTER, out_dir=tmp_path / "exact-2")
+    assert _same_files(before.folder, after.folder)
+    found = compare_folders(before.folder, fast.folder, "book")
+    assert min(found.values().values()) > 0.5  # comparable output, not garbage (tiny random models: no finer bound)
+
+
+def test_int8_quantisation_says_nothing_to_the_user() -> None:
+    """torch's notices that eager-mode int8 moves to torchao would reach a worker's terminal and logs at every
+    fast-mode load; on a CPU with native bfloat16 the CLI test never quantises, so this checks it everywhere."""
+    built = _tiny_component()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_fast("coref", built, torch.device("cpu"), FastMode(int8_coref_cpu=True))
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in built.model.bert.modules())
+    assert [str(w.message) for w in caught] == []

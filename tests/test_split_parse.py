@@ -81,8 +81,9 @@ def test_fast_mode_parses_split_and_writes_what_exact_writes(tiny_models_dir: Pa
     assert calls == []
     fast = service.analyze(CHAPTER, out_dir=tmp_path / "fast", precision="fast")
     assert calls == [2] and fast.precision == "fast"
-    # the shipped fast mode changes the coref model only (on the CPU): the tagger is exact's
-    assert service.load(precision="fast").entity is service.load(precision="exact").entity
+    # the shipped fast mode has its own tagger only where it autocasts the BERTs (a CPU with native bfloat16)
+    shared = service.load(precision="fast").entity is service.load(precision="exact").entity
+    assert shared == (not FAST.changes_component("entity", torch.device("cpu")))
     # same tokens (paragraph, ids, word, offsets) in the .tokens file; the parse near the cut may differ
     rows = [[line.split("\t") for line in (run.folder / "book.tokens").read_text().splitlines()]
             for run in (exact, fast)]

@@ -13,6 +13,7 @@ component no option changes (``FastMode.changes_component``) is exact's instance
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +35,12 @@ class FastMode:
     half_cuda: torch.dtype | None = None
     """Autocast every BERT to this dtype (float16 or bfloat16) when running on CUDA."""
     half_cpu: torch.dtype | None = None
-    """The same on the CPU: only to measure on a CPU machine what half precision does to agreement."""
+    """The same on the CPU, whatever the CPU: to measure on any machine what half precision does to agreement
+    (where the CPU has no half-precision instructions it is emulated, and slow)."""
+    bf16_cpu: bool = False
+    """Autocast every BERT to bfloat16 on a CPU that computes it natively (``cpu_computes_bf16``: AVX-512 BF16
+    or AMX), where a bfloat16 matrix product runs about twice as fast as float32; the int8 options then stay
+    off (bfloat16 covers the same BERTs). Elsewhere nothing changes."""
     parse_processes: int = 1
     """spaCy parses the book cut at paragraph breaks in up to this many processes at once (never more than
     the worker's torch threads, its share of the cores); 1: one whole-book parse, as upstream."""
@@ -58,11 +64,21 @@ class FastMode:
         """Whether ``component`` (entity, quote or coref) differs from exact mode's on ``device``: fast mode's
         set shares exact's instance of every component it does not change."""
         return self.quantises(component, device) or (component == "quote" and self.rechecks_quotes(device)) or \
-            (self.half_cuda if device.type == "cuda" else self.half_cpu) is not None
+            self.half(device) is not None
+
+    def half(self, device: torch.device) -> torch.dtype | None:
+        """The half-precision type the BERTs autocast to on ``device``, if any."""
+        if device.type == "cuda":
+            return self.half_cuda
+        if self.half_cpu is not None:
+            return self.half_cpu
+        return torch.bfloat16 if self.bf16_cpu and cpu_computes_bf16() else None
 
     def quantises(self, component: str, device: torch.device) -> bool:
-        """Whether ``component``'s BERT runs in int8 on ``device`` (the CPU only)."""
-        return device.type == "cpu" and (self.int8_cpu or (self.int8_coref_cpu and component == "coref"))
+        """Whether ``component``'s BERT runs in int8 on ``device`` (the CPU only, and not beside bfloat16)."""
+        if device.type != "cpu" or (self.bf16_cpu and self.half(device) is not None):
+            return False
+        return self.int8_cpu or (self.int8_coref_cpu and component == "coref")
 
     def rechecks_quotes(self, device: torch.device) -> bool:
         """Whether attribution scores in int8 and rechecks close quotes in float32 (``speaker_int8.py``)."""
@@ -77,28 +93,44 @@ class FastMode:
             words.append(f"tagger batches shared over up to {self.tag_processes} single-thread processes")
         if self.parse_pieces > 1:
             words.append(f"each parse process parses its share as up to {self.parse_pieces} pieces (nlp.pipe)")
-        if device.type == "cpu" and self.int8_cpu:
+        if self.int8_cpu and self.quantises("entity", device):
             words.append("int8 dynamic quantisation of the BERTs' linear layers")
-        elif device.type == "cpu" and self.int8_coref_cpu:
+        elif self.quantises("coref", device):
             words.append("int8 dynamic quantisation of the coref BERT's linear layers")
         if self.rechecks_quotes(device):
             words.append("quote speakers scored with an int8 speaker BERT, close decisions scored again in float32")
-        half = self.half_cuda if device.type == "cuda" else self.half_cpu
+        half = self.half(device)
         if half is not None:
             words.append(f"BERTs run under {_dtype_name(half)} autocast")
         return words
 
 
-FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2)
-"""The fast mode we ship (see the module docstring for the rule): the parse split over two processes
-(every benchmark novel parsed to the same tokens as one whole-book parse: agreement 100%), on the CPU
-the tagger's batches shared over two single-thread processes (the same predictions: agreement 100%;
-the tagger stage 12-19% faster on two cores) and int8 quantisation of the coref BERT only (lowest
-agreement 99.38%, coref B-cubed on *The Call of the Wild*; the coref stage ~7% faster). int8 of all
-three BERTs fell below 98% (quote speakers 95.3%, supersenses 97.7% on Pride and Prejudice), and
-float16/bfloat16 autocast has no agreement measured yet (scripts/gpu-benchmark.sh --fast fp16 measures
-it on a GPU). On the CPU fast mode therefore holds its own coref component (the int8 one) and shares
-exact mode's tagger and speaker model; on a GPU it shares all."""
+@functools.cache
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (oneDNN's check: AVX-512 BF16, or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return False
+
+
+FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cpu=True)
+"""The fast mode we ship (see the module docstring for the rule; figures in docs/PERFORMANCE.md):
+
+- the parse split over two processes: every benchmark novel parsed to the same tokens as one whole-book
+  parse (agreement 100%);
+- on the CPU, the tagger's batches shared over two single-thread processes (the same predictions; the
+  tagger stage 12-19% faster on two cores);
+- on a CPU that computes bfloat16 natively (AVX-512 BF16, AMX), the three BERTs under bfloat16 autocast
+  (lowest agreement 99.32%, quote speakers on *The Call of the Wild*; whole novels 1.3-1.5x faster
+  than exact); on any other CPU, int8 quantisation of
+  the coref BERT instead (lowest agreement 99.38%, coref B-cubed on *The Call of the Wild*; the coref
+  stage ~7% faster).
+
+int8 of all three BERTs fell below 98% (quote speakers 95.3%, supersenses 97.7% on Pride and Prejudice),
+and float16/bfloat16 autocast on a GPU has no agreement measured yet (scripts/gpu-benchmark.sh --fast fp16
+measures it there). Fast mode holds its own copy of each component an option changes (on a bfloat16 CPU all
+three, otherwise the coref one) and shares exact mode's others; on a GPU it shares all."""
 
 
 def make_fast(component: str, built: Any, device: torch.device, mode: FastMode) -> None:
@@ -114,7 +146,7 @@ def make_fast(component: str, built: Any, device: torch.device, mode: FastMode) 
             torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     if component == "quote" and mode.rechecks_quotes(device):
         built.model.forward = RecheckedSpeakerForward(built.model, built.model.forward)
-    half = mode.half_cuda if device.type == "cuda" else mode.half_cpu
+    half = mode.half(device)
     if half is not None:
         bert.forward = _autocast(bert.forward, device.type, half)
 

@@ -122,10 +122,9 @@ FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cp
 - on the CPU, the tagger's batches shared over two single-thread processes (the same predictions; the
   tagger stage 12-19% faster on two cores);
 - on a CPU that computes bfloat16 natively (AVX-512 BF16, AMX), the three BERTs under bfloat16 autocast
-  (lowest agreement 99.32%, quote speakers on *The Call of the Wild*; whole novels 1.3-1.5x faster
-  than exact); on any other CPU, int8 quantisation of
-  the coref BERT instead (lowest agreement 99.38%, coref B-cubed on *The Call of the Wild*; the coref
-  stage ~7% faster).
+  (lowest agreement 99.32%, quote speakers on *The Call of the Wild*; whole novels 1.3-1.5x faster than
+  exact); on any other CPU, int8 quantisation of the coref BERT instead (lowest agreement 99.38%, coref
+  B-cubed on *The Call of the Wild*; the coref stage ~7% faster).
 
 int8 of all three BERTs fell below 98% (quote speakers 95.3%, supersenses 97.7% on Pride and Prejudice),
 and float16/bfloat16 autocast on a GPU has no agreement measured yet (scripts/gpu-benchmark.sh --fast fp16

@@ -59,12 +59,17 @@ def benchmark_texts() -> list[Path]:
     return [text_path(name) for name in sorted(TEXTS)]
 
 
-def timed_run(service: NLPService, text: str, out: Path, precision: str) -> dict[str, Any]:
+def warm_up(service: NLPService, out: Path, precision: str) -> None:
+    """Load ``precision``'s lazily built components outside the timing with a short analysis, then freeze the
+    heap as a worker does once its models are loaded (jobs/process.py): full collections skip what is loaded."""
     service.analyze("Emma smiled. “Yes,” said Harriet.", out_dir=out.with_name(out.name + "-warm"),
-                     precision=precision)  # loads lazily built components outside the timing
-    # as a worker does once its models are loaded (jobs/process.py): full collections skip what is loaded
+                     precision=precision)  # type: ignore[arg-type]
     gc.collect()
     gc.freeze()
+
+
+def timed_run(service: NLPService, text: str, out: Path, precision: str) -> dict[str, Any]:
+    warm_up(service, out, precision)
     started = time.perf_counter()
     analysis = service.analyze(text, out_dir=out, precision=precision)
     return {"seconds": time.perf_counter() - started, "tokens": analysis.token_count, "stages": analysis.timings}

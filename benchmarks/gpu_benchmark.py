@@ -16,7 +16,6 @@ CUDA) so the script is known to work before GPU time is spent on it.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 import torch
 
 from benchmarks.engine_vs_upstream import compare_files, ensure_models
-from benchmarks.fast_vs_exact import OPTIONS, benchmark_texts
+from benchmarks.fast_vs_exact import OPTIONS, benchmark_texts, warm_up
 from benchmarks.upstream import UpstreamRun, run_upstream_batch
 from booknlp_api.config import Settings
 from booknlp_api.engine.agreement import compare_folders
@@ -64,11 +63,7 @@ def _cuda_peak(device: torch.device) -> int | None:
 
 def run_ours(service: NLPService, text: str, out: Path, precision: str) -> dict[str, Any]:
     """One timed analysis (after a warm-up that loads this precision's components)."""
-    service.analyze("Emma smiled. “Yes,” said Harriet.", out_dir=out.with_name(out.name + "-warm"),
-                     precision=precision)  # type: ignore[arg-type]
-    # as a worker does once its models are loaded (jobs/process.py): full collections skip what is loaded
-    gc.collect()
-    gc.freeze()
+    warm_up(service, out, precision)
     _cuda_peak_reset(service.device)
     started = time.perf_counter()
     analysis = service.analyze(text, out_dir=out, book_id="book", precision=precision)  # type: ignore[arg-type]

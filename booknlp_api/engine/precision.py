@@ -14,14 +14,13 @@ component no option changes (``FastMode.changes_component``) is exact's instance
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from booknlp_api.engine.speaker_int8 import RecheckedSpeakerForward
+from booknlp_api.engine.speaker_int8 import RecheckedSpeakerForward, int8_quietly
 from booknlp_api.vocabulary import PRECISIONS as PRECISIONS  # re-exported: defined in the light vocabulary module
 from booknlp_api.vocabulary import Precision as Precision
 
@@ -138,10 +137,7 @@ def make_fast(component: str, built: Any, device: torch.device, mode: FastMode) 
     bert = built.model.bert
     if mode.quantises(component, device):
         # Quantised in place: hooks registered later on this module (progress) see the new layers.
-        with warnings.catch_warnings():
-            # torch's notices that eager-mode int8 moves to torchao: not the user's concern, and they would
-            # reach the worker's terminal and logs at every fast-mode load
-            warnings.filterwarnings("ignore", message=r"(?s).*(quantiz|torchao)")
+        with int8_quietly():
             torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     if component == "quote" and mode.rechecks_quotes(device):
         built.model.forward = RecheckedSpeakerForward(built.model, built.model.forward)

@@ -14,9 +14,10 @@ leaves attribution only ~1.07x faster (docs/PERFORMANCE.md, "Round 6").
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -48,13 +49,20 @@ def quantized_scores(model: Any) -> Scores:
     return speaker_forward.SpeakerForward(int8)
 
 
+@contextlib.contextmanager
+def int8_quietly() -> Iterator[None]:
+    """torch's notices that eager-mode int8 moves to torchao are not the user's concern, and would reach the
+    worker's terminal and logs at every fast-mode load."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*(quantiz|torchao)")
+        yield
+
+
 def _int8(linear: torch.nn.Linear) -> torch.nn.Module:
     """What ``quantize_dynamic(..., {Linear}, dtype=qint8)`` puts in ``linear``'s place."""
     linear.qconfig = torch.ao.quantization.default_dynamic_qconfig  # read by from_float, removed after
     try:
-        with warnings.catch_warnings():
-            # torch's notice that eager-mode int8 moves to torchao: not the user's concern
-            warnings.filterwarnings("ignore", message=r"(?s).*(quantiz|torchao)")
+        with int8_quietly():
             return torch.ao.nn.quantized.dynamic.Linear.from_float(linear)
     finally:
         del linear.qconfig

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from booknlp_api.config import Settings
+from booknlp_api.engine.precision import FastMode
 from booknlp_api.engine.service import NLPService
 from booknlp_api.jobs import service as job_service
 from booknlp_api.jobs.errors import ResultExpired
@@ -86,6 +87,13 @@ def test_the_cache_key_changes_with_book_id_pipeline_model_files_and_software(
     upgraded = {**job_service._software("en_core_web_sm"), "booknlp": "1.0.9"}
     monkeypatch.setattr(job_service, "_software", lambda _: upgraded)
     assert key() != base
+    monkeypatch.undo()
+
+    # fast mode's key names its options on this device: other options, other bytes
+    fast = key(precision="fast")
+    assert fast != base and key(precision="fast") == fast
+    monkeypatch.setattr(jobs.engine, "fast_mode", FastMode(parse_processes=3))
+    assert key(precision="fast") != fast and key() == base
 
 
 def test_with_the_result_cache_off_an_identical_submission_runs_again(job_services: ServiceFactory) -> None:

@@ -165,10 +165,12 @@ class JobService:
                    request_hash=hashlib.sha256(request.encode()).hexdigest())
 
     def _cache_key(self, text: str, model: str, pipeline: tuple[str, ...], book_id: str, precision: str) -> str:
-        """Same text, model files, pipeline, book id, precision and software: the same native files."""
+        """Same text, model files, pipeline, book id, precision and software: the same native files. Fast mode
+        also names its options on this device (they change with the release and with the CPU's instructions)."""
         manifest = read_manifest(self.settings.models_dir / model)
+        fast_mode = self.engine.fast_mode.describe(self.engine.device) if precision == "fast" else None
         parts = {"text": hashlib.sha256(text.encode()).hexdigest(), "model": model, "pipeline": pipeline,
-                 "book_id": book_id, "precision": precision,
+                 "book_id": book_id, "precision": precision, "fast_mode": fast_mode,
                  "model_files": {path: f.sha256 for path, f in manifest.files.items()},
                  "software": _software(resolve_spacy_model(self.settings.spacy_model))}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

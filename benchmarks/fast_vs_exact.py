@@ -31,7 +31,7 @@ from benchmarks.engine_vs_upstream import ensure_models
 from benchmarks.upstream import UpstreamRun, run_upstream_batch
 from booknlp_api.config import Settings
 from booknlp_api.engine.agreement import compare_folders
-from booknlp_api.engine.precision import FAST, FastMode
+from booknlp_api.engine.precision import FAST, TAGGER_LSTMS, FastMode
 from booknlp_api.engine.service import NLPService
 from booknlp_api.engine.speaker_int8 import RecheckedSpeakerForward
 
@@ -47,9 +47,13 @@ OPTIONS: dict[str, FastMode] = {
     "quote8": FastMode(int8_quote_cpu=True),
     "pieces": FastMode(parse_processes=2, parse_pieces=4),
     "no-bf16": FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2),
+    "bf16-lstm": FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cpu=True,
+                          bf16_lstms_cpu=tuple(TAGGER_LSTMS)),
+    "bf16-bert": FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cpu=True),
 }
 """Fast options measured: on the CPU, fp16/bf16 autocast stand in for what they do on a GPU; ``no-bf16`` is what
-the shipped mode does on a CPU without native bfloat16."""
+the shipped mode does on a CPU without native bfloat16; ``bf16-bert`` the shipped mode with every tagger LSTM in
+float32, ``bf16-lstm`` with all five in bfloat16."""
 
 _REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from transformers import BertConfig, BertModel
 from booknlp_api.config import Settings
 from booknlp_api.engine import precision as precision_module
 from booknlp_api.engine.agreement import compare_folders
-from booknlp_api.engine.precision import FAST, FastMode, make_fast
+from booknlp_api.engine.precision import FAST, TAGGER_LSTMS, FastMode, make_fast
 from booknlp_api.engine.service import NLPService
 
 CHAPTER = (Path(__file__).parent / "fixtures" / "texts" / "dialogue_pride_and_prejudice_ch2.txt").read_text(
@@ -68,7 +68,8 @@ def test_the_default_precision_comes_from_the_settings(tiny_models_dir: Path, tm
 def _tiny_component() -> Any:
     config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32)
-    return SimpleNamespace(model=SimpleNamespace(bert=BertModel(config).eval()))
+    lstms = {name: torch.nn.LSTM(4, 3, bidirectional=True, batch_first=True) for name in TAGGER_LSTMS}
+    return SimpleNamespace(model=SimpleNamespace(bert=BertModel(config).eval(), **lstms))
 
 
 def test_on_cuda_fast_mode_autocasts_the_bert_and_hands_float32_on(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,15 +105,16 @@ def test_on_cpu_the_cuda_options_do_nothing_and_int8_quantizes() -> None:
 @pytest.mark.parametrize("bf16", [False, True])
 def test_fast_modes_say_what_they_change_per_device(monkeypatch: pytest.MonkeyPatch, bf16: bool) -> None:
     # The shipped fast mode splits the parse (agreement 100% on every benchmark novel) and, on the CPU,
-    # shares the tagger's batches over two processes (the same predictions) and runs the BERTs in bfloat16
-    # where the CPU computes it, else quantises the coref BERT (lowest agreement 99.4%).
+    # shares the tagger's batches over two processes (the same predictions) and runs the BERTs and two of the
+    # tagger's LSTMs in bfloat16 where the CPU computes it (lowest agreement 98.95%), else quantises the coref BERT
+    # (lowest agreement 99.4%).
     monkeypatch.setattr(precision_module, "cpu_computes_bf16", lambda: bf16)
     split = "spaCy parse split at paragraph breaks over up to 2 processes"
     assert FAST.describe(torch.device("cuda", 0)) == [split]
     shared = "tagger batches shared over up to 2 single-thread processes"
-    model = ("BERTs run under bfloat16 autocast" if bf16
-             else "int8 dynamic quantisation of the coref BERT's linear layers")
-    assert FAST.describe(torch.device("cpu")) == [split, shared, model]
+    model = (["BERTs run under bfloat16 autocast", "the tagger's event, supersense LSTMs run under bfloat16 autocast"]
+             if bf16 else ["int8 dynamic quantisation of the coref BERT's linear layers"])
+    assert FAST.describe(torch.device("cpu")) == [split, shared, *model]
     assert FAST.changes_models(torch.device("cpu")) and not FAST.changes_models(torch.device("cuda", 0))
     assert [c for c in ("entity", "quote", "coref") if FAST.changes_component(c, torch.device("cpu"))] == \
         (["entity", "quote", "coref"] if bf16 else ["coref"])
@@ -151,13 +153,16 @@ def test_coref_int8_quantizes_the_coref_bert_only_and_shares_the_rest(tiny_model
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_on_the_cpu_only_where_the_cpu_computes_it(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
     monkeypatch.setattr(precision_module, "cpu_computes_bf16", lambda: native)
-    mode = FastMode(int8_coref_cpu=True, bf16_cpu=True)
+    lstms = ("flat_lstm", "supersense_lstm1")
+    mode = FastMode(int8_coref_cpu=True, bf16_cpu=True, bf16_lstms_cpu=lstms)
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
-    assert mode.half(cuda) is None and mode.describe(cuda) == []
+    assert mode.half(cuda) is None and mode.describe(cuda) == [] and mode.lstms_in_bf16(cuda) == ()
+    assert mode.lstms_in_bf16(cpu) == (lstms if native else ())
     if native:
         # bfloat16 covers the three BERTs; the int8 coref BERT is the fallback for CPUs without it
         assert mode.half(cpu) == torch.bfloat16 and not mode.quantises("coref", cpu)
-        assert mode.describe(cpu) == ["BERTs run under bfloat16 autocast"]
+        assert mode.describe(cpu) == ["BERTs run under bfloat16 autocast",
+                                      "the tagger's event, supersense LSTMs run under bfloat16 autocast"]
         assert all(mode.changes_component(c, cpu) for c in ("entity", "quote", "coref"))
     else:
         assert mode.half(cpu) is None and mode.quantises("coref", cpu)
@@ -166,6 +171,12 @@ def test_bf16_on_the_cpu_only_where_the_cpu_computes_it(monkeypatch: pytest.Monk
     built = _tiny_component()
     make_fast("entity", built, cpu, mode)
     assert ("forward" in vars(built.model.bert)) == native  # the autocast wrapper, or upstream's forward
+    assert [name for name in TAGGER_LSTMS if "forward" in vars(getattr(built.model, name))] == \
+        (list(lstms) if native else [])
+    built = _tiny_component()
+    make_fast("quote", built, cpu, mode)  # the LSTMs are the tagger's (entity) only
+    assert not any("forward" in vars(getattr(built.model, name)) for name in TAGGER_LSTMS)
+    assert FastMode(bf16_lstms_cpu=lstms).lstms_in_bf16(cpu) == ()  # only beside the BERTs' bfloat16
     # the explicit measuring switch applies whatever the CPU
     assert FastMode(half_cpu=torch.float16, bf16_cpu=True).half(cpu) == torch.float16
 
@@ -178,7 +189,8 @@ def test_a_bf16_fast_run_autocasts_the_berts_and_keeps_exact_untouched(tiny_mode
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Autocast runs on any CPU (emulated where not native): the wiring is tested everywhere."""
     monkeypatch.setattr(precision_module, "cpu_computes_bf16", lambda: True)
-    service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny"), fast_mode=FastMode(bf16_cpu=True))
+    service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny"),
+                         fast_mode=FastMode(bf16_cpu=True, bf16_lstms_cpu=("flat_lstm",)))
     before = service.analyze(CHAPTER, out_dir=tmp_path / "exact-1")
     seen: list[torch.dtype] = []
     fast_parts = service.load(precision="fast")
@@ -187,6 +199,18 @@ def test_a_bf16_fast_run_autocasts_the_berts_and_keeps_exact_untouched(tiny_mode
     fast = service.analyze(CHAPTER, out_dir=tmp_path / "fast", precision="fast")
     hook.remove()
     assert fast.precision == "fast" and seen and set(seen) == {torch.bfloat16}
+    # the tagger's LSTMs: bfloat16 arithmetic, float32 out; exact's LSTM untouched
+    exact_tagger, fast_tagger = service.load(precision="exact").entity.model, fast_parts.entity.model
+    exact_lstm, fast_lstm = exact_tagger.flat_lstm, fast_tagger.flat_lstm
+    assert exact_lstm is not fast_lstm and "forward" not in vars(fast_tagger.lstm1)
+    words = torch.randn(2, 7, fast_lstm.input_size)
+    with torch.inference_mode():
+        out, (hidden, _cell) = fast_lstm(words)
+        float32 = exact_lstm(words)[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bfloat16 = exact_lstm(words)[0]
+    assert out.dtype == hidden.dtype == torch.float32 and bfloat16.dtype == torch.bfloat16
+    assert torch.equal(out, bfloat16.float()) and not torch.equal(out, float32)
     after = service.analyze(CHAPTER, out_dir=tmp_path / "exact-2")
     assert _same_files(before.folder, after.folder)
     found = compare_folders(before.folder, fast.folder, "book")

@@ -24,6 +24,10 @@ from booknlp_api.engine.speaker_int8 import RecheckedSpeakerForward, int8_quietl
 from booknlp_api.vocabulary import PRECISIONS as PRECISIONS  # re-exported: defined in the light vocabulary module
 from booknlp_api.vocabulary import Precision as Precision
 
+TAGGER_LSTMS = {"lstm1": "first entity layer's", "lstm2": "second entity layer's", "lstm3": "third entity layer's",
+                "flat_lstm": "event", "supersense_lstm1": "supersense"}
+"""Upstream ``Tagger``'s LSTMs, and what each tags."""
+
 
 @dataclass(frozen=True)
 class FastMode:
@@ -51,6 +55,9 @@ class FastMode:
     int8_quote_cpu: bool = False
     """On the CPU, quote attribution scores with an int8 copy of the speaker BERT, and scores again in float32
     every quote whose best two candidates come out close (``speaker_int8.py``)."""
+    bf16_lstms_cpu: tuple[str, ...] = ()
+    """With ``bf16_cpu`` in force, these of the tagger's LSTMs (``TAGGER_LSTMS``) run under bfloat16 autocast too
+    (about 2x on this CPU); their outputs go on to the heads and CRFs as float32."""
     tag_processes: int = 1
     """On the CPU, the tagger shares its batches over up to this many processes, each on one torch thread
     (never more than the worker's torch threads); 1: all in this process, as upstream."""
@@ -101,7 +108,16 @@ class FastMode:
         half = self.half(device)
         if half is not None:
             words.append(f"BERTs run under {_dtype_name(half)} autocast")
+        lstms = self.lstms_in_bf16(device)
+        if lstms:
+            words.append(f"the tagger's {', '.join(TAGGER_LSTMS[name] for name in lstms)} LSTMs run under bfloat16 "
+                         "autocast")
         return words
+
+    def lstms_in_bf16(self, device: torch.device) -> tuple[str, ...]:
+        """The tagger's LSTMs that run under bfloat16 autocast on ``device`` (a CPU computing it natively)."""
+        native = device.type == "cpu" and self.bf16_cpu and cpu_computes_bf16()
+        return self.bf16_lstms_cpu if native else ()
 
 
 @functools.cache
@@ -113,7 +129,8 @@ def cpu_computes_bf16() -> bool:
         return False
 
 
-FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cpu=True)
+FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cpu=True,
+                bf16_lstms_cpu=("flat_lstm", "supersense_lstm1"))
 """The fast mode we ship (see the module docstring for the rule; figures in docs/PERFORMANCE.md):
 
 - the parse split over two processes: every benchmark novel parsed to the same tokens as one whole-book
@@ -122,7 +139,8 @@ FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cp
   tagger stage 12-19% faster on two cores);
 - on a CPU that computes bfloat16 natively (AVX-512 BF16, AMX), the three BERTs under bfloat16 autocast
   (lowest agreement 99.32%, quote speakers on *The Call of the Wild*; whole novels 1.3-1.5x faster than
-  exact); on any other CPU, int8 quantisation of the coref BERT instead (lowest agreement 99.38%, coref
+  exact), and the tagger's event and supersense LSTMs too (lowest agreement 98.95%, supersenses on *A Christmas
+  Carol*; its three entity LSTMs in bfloat16 took coref B-cubed there to 97.87%); on any other CPU, int8 quantisation of the coref BERT instead (lowest agreement 99.38%, coref
   B-cubed on *The Call of the Wild*; the coref stage ~7% faster).
 
 int8 of all three BERTs fell below 98% (quote speakers 95.3%, supersenses 97.7% on Pride and Prejudice),
@@ -144,6 +162,10 @@ def make_fast(component: str, built: Any, device: torch.device, mode: FastMode) 
     half = mode.half(device)
     if half is not None:
         bert.forward = _autocast(bert.forward, device.type, half)
+    if component == "entity":
+        for lstm in mode.lstms_in_bf16(device):
+            module = getattr(built.model, lstm)
+            module.forward = _autocast(module.forward, device.type, torch.bfloat16)
 
 
 def _autocast(forward: Callable[..., Any], device_type: str, dtype: torch.dtype) -> Callable[..., Any]:

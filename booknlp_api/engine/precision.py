@@ -139,9 +139,10 @@ FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cp
   tagger stage 12-19% faster on two cores);
 - on a CPU that computes bfloat16 natively (AVX-512 BF16, AMX), the three BERTs under bfloat16 autocast
   (lowest agreement 99.32%, quote speakers on *The Call of the Wild*; whole novels 1.3-1.5x faster than
-  exact), and the tagger's event and supersense LSTMs too (lowest agreement 98.95%, supersenses on *A Christmas
-  Carol*; its three entity LSTMs in bfloat16 took coref B-cubed there to 97.87%); on any other CPU, int8 quantisation of the coref BERT instead (lowest agreement 99.38%, coref
-  B-cubed on *The Call of the Wild*; the coref stage ~7% faster).
+  exact), and the tagger's event and supersense LSTMs too (lowest agreement 98.95%, supersenses on *A
+  Christmas Carol*; its three entity LSTMs in bfloat16 took coref B-cubed there to 97.87%);
+- on any other CPU, int8 quantisation of the coref BERT instead (lowest agreement 99.38%, coref B-cubed on
+  *The Call of the Wild*; the coref stage ~7% faster).
 
 int8 of all three BERTs fell below 98% (quote speakers 95.3%, supersenses 97.7% on Pride and Prejudice),
 and float16/bfloat16 autocast on a GPU has no agreement measured yet (scripts/gpu-benchmark.sh --fast fp16

@@ -1,4 +1,6 @@
-"""Replaces a BERT's last ``BertLayer.forward`` by one computed, after its self-attention, only at chosen rows.
+"""Replaces ``BertLayer.forward`` by ones that compute fewer rows: a BERT's last layer, after its self-attention,
+only at chosen rows (``last_layer_at``); any layer, except for its attention, only at a padded batch's real
+positions (``padding_skipped``).
 
 Upstream's heads read a BERT's last layer through matrices that weigh few positions (speaker attribution:
 the candidates and the quote, ~11 of ~250 word pieces; coref: the word pieces of mentions, ~10%). The last
@@ -26,6 +28,9 @@ import torch
 MIN_ROWS = 64
 """Fewest rows either side multiplies (MKL's small-matrix path starts below 12 here; the margin is for other CPUs)."""
 PROBE_ROWS = (MIN_ROWS, MIN_ROWS + 1, 97, 300)
+LEAST_PADDING = 0.1
+"""``padding_skipped`` leaves a batch with less padding than this to upstream's layers, where gathering and
+scattering the rows costs about what it saves."""
 
 
 def rows_independent(bert: Any) -> bool:
@@ -84,3 +89,64 @@ def layer_at_rows(layer: Any, hidden: torch.Tensor, mask: torch.Tensor | None, r
     attended = layer.attention.output(context.gather(1, index), hidden.gather(1, index))
     out = layer.output(layer.intermediate(attended), attended)
     return torch.zeros_like(hidden).scatter_(1, index, out)
+
+
+@contextlib.contextmanager
+def padding_skipped(bert: Any, mask: torch.Tensor, layers: slice = slice(None)) -> Iterator[None]:
+    """While inside, ``bert``'s ``layers`` compute their linear layers, GELUs and LayerNorms only at the positions
+    ``mask`` (batch, length) marks real, and zeros at padding; each attention still runs on the whole padded shape.
+
+    Bit-identical at the real positions: a padded key's score is the attention mask's most negative float
+    whatever the key (the mask's -3.4e38 absorbs it), so its weight is exactly zero and its value adds nothing;
+    and a linear layer's rows are row-independent (``rows_independent``). Readers weigh padding by zero."""
+    real = mask.to(torch.bool)
+    chosen = list(bert.encoder.layer)[layers]
+    count = int(real.sum())
+    plain = all(_plain_sdpa(layer) for layer in chosen)
+    if count > (1 - LEAST_PADDING) * real.numel() or count < MIN_ROWS or not plain:
+        yield
+        return
+
+    def forward_of(layer: Any) -> Any:
+        def forward(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                    *_: Any, **__: Any) -> tuple[torch.Tensor]:
+            return (layer_at_real_rows(layer, hidden_states, attention_mask, real),)
+        return forward
+
+    for layer in chosen:
+        layer.forward = forward_of(layer)
+    try:
+        yield
+    finally:
+        for layer in chosen:
+            del layer.forward
+
+
+def _plain_sdpa(layer: Any) -> bool:
+    attention = layer.attention.self
+    return (type(attention).__name__ == "BertSdpaSelfAttention" and attention.position_embedding_type == "absolute"
+            and not attention.is_decoder and not layer.training and not layer.chunk_size_feed_forward)
+
+
+def layer_at_real_rows(layer: Any, hidden: torch.Tensor, mask: torch.Tensor | None, real: torch.Tensor) -> torch.Tensor:
+    """``BertLayer.forward`` (eval mode, SDPA attention) with every per-position step at the ``real`` positions
+    only (zeros elsewhere), the attention on the whole padded shape as transformers' ``BertSdpaSelfAttention``."""
+    attention = layer.attention.self
+    batch, length, _ = hidden.shape
+    rows = hidden[real]
+
+    def padded(values: torch.Tensor) -> torch.Tensor:
+        whole = hidden.new_zeros(batch, length, values.shape[-1])
+        whole[real] = values
+        return whole
+
+    def heads(values: torch.Tensor) -> torch.Tensor:
+        return padded(values).view(batch, -1, attention.num_attention_heads,
+                                   attention.attention_head_size).transpose(1, 2)
+
+    context = torch.nn.functional.scaled_dot_product_attention(
+        heads(attention.query(rows)), heads(attention.key(rows)), heads(attention.value(rows)),
+        attn_mask=mask, dropout_p=0.0, is_causal=False)
+    context = context.transpose(1, 2).reshape(batch, length, attention.all_head_size)[real]
+    attended = layer.attention.output(context, rows)
+    return padded(layer.output(layer.intermediate(attended), attended))

@@ -136,7 +136,7 @@ def layer_at_real_rows(layer: Any, hidden: torch.Tensor, mask: torch.Tensor | No
     rows = hidden[real]
 
     def padded(values: torch.Tensor) -> torch.Tensor:
-        whole = hidden.new_zeros(batch, length, values.shape[-1])
+        whole = values.new_zeros(batch, length, values.shape[-1])  # the rows' dtype (bfloat16 under autocast)
         whole[real] = values
         return whole
 

@@ -14,6 +14,7 @@ every agreement stays >= 98% on every text (docs/PERFORMANCE.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -46,14 +47,14 @@ OPTIONS: dict[str, FastMode] = {
     "coref8": FastMode(int8_coref_cpu=True),
     "quote8": FastMode(int8_quote_cpu=True),
     "pieces": FastMode(parse_processes=2, parse_pieces=4),
-    "no-bf16": FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2),
-    "bf16-lstm": FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cpu=True,
-                          bf16_lstms_cpu=tuple(TAGGER_LSTMS)),
-    "bf16-bert": FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, bf16_cpu=True),
+    "no-bf16": FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, quote_processes=2),
+    "bf16-lstm": dataclasses.replace(FAST, bf16_lstms_cpu=tuple(TAGGER_LSTMS)),
+    "bf16-bert": dataclasses.replace(FAST, bf16_lstms_cpu=()),
+    "no-quote-fork": dataclasses.replace(FAST, quote_processes=1),
 }
 """Fast options measured: on the CPU, fp16/bf16 autocast stand in for what they do on a GPU; ``no-bf16`` is what
 the shipped mode does on a CPU without native bfloat16; ``bf16-bert`` the shipped mode with every tagger LSTM in
-float32, ``bf16-lstm`` with all five in bfloat16."""
+float32, ``bf16-lstm`` with all five in bfloat16; ``no-quote-fork`` with attribution in one process."""
 
 _REPO = Path(__file__).resolve().parents[1]
 

@@ -64,6 +64,7 @@ def test_info_lists_models_pipes_sections_and_limits(api_client: TestClient) -> 
     assert [(p["name"], p["options"]) for p in info["precisions"]] == [
         ("exact", []), ("fast", ["spaCy parse split at paragraph breaks over up to 2 processes"]
                          + (["tagger batches shared over up to 2 single-thread processes",
+                             "speaker batches shared over up to 2 single-thread processes",
                              *(["BERTs run under bfloat16 autocast",
                                 "the tagger's event, supersense LSTMs run under bfloat16 autocast"]
                                if cpu_computes_bf16()

@@ -1,4 +1,5 @@
-"""Batches shared with forked children (``engine/forked_batches.py``) and fast mode's tagger over two processes."""
+"""Batches shared with forked children (``engine/forked_batches.py``): fast mode's tagger and speaker scoring over
+two processes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from booknlp_api.config import Settings
+from booknlp_api.engine import speaker_scores_forked
 from booknlp_api.engine.entity_tag import chunk, wordnet_batches
 from booknlp_api.engine.forked_batches import run_batches, shares
 from booknlp_api.engine.get_batches import get_batches
@@ -20,6 +22,7 @@ from booknlp_api.engine.precision import FAST, FastMode
 from booknlp_api.engine.progress import RunTracker
 from booknlp_api.engine.replacements import install
 from booknlp_api.engine.service import NLPService
+from booknlp_api.engine.speaker_scores_forked import scores_shared
 
 FIXTURES = Path(__file__).parent / "fixtures" / "texts"
 
@@ -119,15 +122,70 @@ def test_the_tagger_over_processes_predicts_what_it_predicts_alone(tagger: Any, 
     assert [list(d.items()) for part in shared for d in part] == [list(d.items()) for part in alone for d in part]
 
 
-def test_fast_mode_shares_the_tagger_on_the_cpu_up_to_the_workers_threads(tiny_models_dir: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_mode_shares_batches_on_the_cpu_up_to_the_workers_threads(tiny_models_dir: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny"), fast_mode=FastMode(tag_processes=4))
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert (service._tag_processes("fast"), service._tag_processes("exact")) == (2, 1)
+    assert (service._processes("fast", 4), service._processes("exact", 4)) == (2, 1)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert service._tag_processes("fast") == 1
+    assert service._processes("fast", 4) == 1
     monkeypatch.setattr(service, "device", torch.device("cuda", 0))
     monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
-    assert service._tag_processes("fast") == 1  # one GPU runs the batches one after another
-    assert FAST.tag_processes == 2 and "single-thread processes" in " ".join(FAST.describe(torch.device("cpu")))
+    assert service._processes("fast", 4) == 1  # one GPU runs the batches one after another
+    assert FAST.tag_processes == FAST.quote_processes == 2
+    described = FAST.describe(torch.device("cpu"))
+    assert "tagger batches shared over up to 2 single-thread processes" in described
+    assert "speaker batches shared over up to 2 single-thread processes" in described
+
+
+class SpeakerStandIn:
+    """What ``scores_shared`` touches on a ``BERTSpeakerID``: batches built, then scored one by one."""
+
+    def get_batches(self, widths: list[int]) -> tuple[list[dict[str, torch.Tensor]], list[int], list[int], list[int]]:
+        inputs = [{"toks": torch.full((2, width), width)} for width in widths]
+        return inputs, widths, widths, widths
+
+    def forward(self, batch_x: dict[str, torch.Tensor], width: int) -> torch.Tensor:
+        return torch.tensor([float(batch_x["toks"].sum()), width, os.getpid(), torch.get_num_threads()])
+
+
+def test_speaker_scores_shared_come_back_in_upstreams_order_from_both_processes() -> None:
+    model = SpeakerStandIn()
+    widths = [30, 5, 12, 40, 7]
+    with scores_shared(model, 2):
+        inputs, matrices, _, _ = model.get_batches(widths)
+        scores = [model.forward(x, m) for x, m in zip(inputs, matrices, strict=True)]
+    assert [(s[0].item(), s[1].item()) for s in scores] == [(2.0 * w * w, w) for w in widths]
+    pids = {int(s[2].item()) for s in scores}
+    assert os.getpid() in pids and len(pids) == 2  # this process and a child
+    assert {s[3].item() for s in scores} == {1.0}  # each on one torch thread
+    assert vars(model) == {}  # upstream's methods again
+    with scores_shared(model, 2):
+        inputs, matrices, _, _ = model.get_batches(widths)
+        with pytest.raises(RuntimeError, match="out of order"):
+            model.forward(inputs[1], matrices[1])
+    with scores_shared(model, 1):
+        assert vars(model) == {}  # one process: nothing changes
+
+
+def test_fast_mode_attribution_over_processes_writes_exacts_files(tiny_models_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Speaker batches over two processes change no model: fast mode with only this option is exact mode."""
+    shared: list[int] = []
+    real = speaker_scores_forked.run_batches
+
+    def spy(compute: Any, costs: list[int], processes: int) -> Any:
+        shared.append(min(len(costs), processes))
+        return real(compute, costs, processes)
+
+    monkeypatch.setattr(speaker_scores_forked, "run_batches", spy)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    text = (FIXTURES / "dialogue_pride_and_prejudice_ch2.txt").read_text(encoding="utf-8")
+    service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny"), fast_mode=FastMode(quote_processes=2))
+    exact = service.analyze(text, out_dir=tmp_path / "exact")
+    assert shared == []  # exact mode scores in upstream's loop
+    fast = service.analyze(text, out_dir=tmp_path / "fast", precision="fast")
+    assert shared == [2]  # two processes for at least two batches of quote windows
+    for name, path in exact.files.items():
+        assert path.read_bytes() == fast.files[name].read_bytes(), name
 

@@ -111,10 +111,11 @@ def test_fast_modes_say_what_they_change_per_device(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(precision_module, "cpu_computes_bf16", lambda: bf16)
     split = "spaCy parse split at paragraph breaks over up to 2 processes"
     assert FAST.describe(torch.device("cuda", 0)) == [split]
-    shared = "tagger batches shared over up to 2 single-thread processes"
+    shared = ["tagger batches shared over up to 2 single-thread processes",
+              "speaker batches shared over up to 2 single-thread processes"]
     model = (["BERTs run under bfloat16 autocast", "the tagger's event, supersense LSTMs run under bfloat16 autocast"]
              if bf16 else ["int8 dynamic quantisation of the coref BERT's linear layers"])
-    assert FAST.describe(torch.device("cpu")) == [split, shared, *model]
+    assert FAST.describe(torch.device("cpu")) == [split, *shared, *model]
     assert FAST.changes_models(torch.device("cpu")) and not FAST.changes_models(torch.device("cuda", 0))
     assert [c for c in ("entity", "quote", "coref") if FAST.changes_component(c, torch.device("cpu"))] == \
         (["entity", "quote", "coref"] if bf16 else ["coref"])

@@ -221,7 +221,8 @@ class NLPService:
             self._slot.tracker = tracker
             try:
                 requested = precision or self.settings.precision
-                run = Run(self._parser(requested), self._tag_processes(requested))
+                run = Run(self._parser(requested), self._processes(requested, self.fast_mode.tag_processes),
+                          self._processes(requested, self.fast_mode.quote_processes))
                 analysis = self._run(text, parts, chosen, book_id, out_dir, tracker, run)
                 return dataclasses.replace(analysis, precision=requested)
             finally:
@@ -238,12 +239,12 @@ class NLPService:
         pieces = self.fast_mode.parse_pieces
         return SplitParser(self._spacy, processes, pieces) if processes > 1 or pieces > 1 else self._spacy
 
-    def _tag_processes(self, precision: Precision) -> int:
-        """Over how many processes the tagger shares its batches: fast mode's choice on the CPU, never more
-        than the worker's torch threads (its share of the cores)."""
+    def _processes(self, precision: Precision, wanted: int) -> int:
+        """Over how many processes a stage shares its batches: fast mode's choice (``wanted``) on the CPU, never
+        more than the worker's torch threads (its share of the cores)."""
         if precision != "fast" or self.device.type != "cpu":
             return 1
-        return max(1, min(self.fast_mode.tag_processes, torch.get_num_threads()))
+        return max(1, min(wanted, torch.get_num_threads()))
 
     def _run(self, text: str, parts: Components, pipeline: Pipeline, book_id: str, out_dir: Path,
              tracker: RunTracker, run: Run) -> Analysis:

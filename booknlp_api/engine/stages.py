@@ -15,6 +15,7 @@ from typing import Any
 from booknlp_api.engine.components import GENDER_CATS, GENDER_PRIORS, Components
 from booknlp_api.engine.gender import gender_model_class
 from booknlp_api.engine.pipeline import Pipeline
+from booknlp_api.engine.speaker_scores_forked import scores_shared
 from booknlp_api.models.bert import import_upstream
 
 
@@ -43,6 +44,8 @@ class Run:
     """What the parse stage calls ``tag(text)`` on: upstream's spaCy pipeline, or fast mode's split parse."""
     tag_processes: int = 1
     """Over how many processes the tagger shares its batches (``forked_batches.py``)."""
+    quote_processes: int = 1
+    """Over how many processes attribution shares its speaker batches (``speaker_scores_forked.py``)."""
 
 
 def parse(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
@@ -68,7 +71,8 @@ def find_quotes(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> 
 
 
 def attribute(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
-    book.attributions = parts.quote.tag(book.quotes, book.entities, book.tokens)
+    with scores_shared(parts.quote.model, run.quote_processes):
+        book.attributions = parts.quote.tag(book.quotes, book.entities, book.tokens)
 
 
 def cluster_names(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:

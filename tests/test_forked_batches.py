@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from booknlp_api.config import Settings
-from booknlp_api.engine import speaker_scores_forked
+from booknlp_api.engine import forked_batches
 from booknlp_api.engine.entity_tag import chunk, wordnet_batches
 from booknlp_api.engine.forked_batches import run_batches, shares
 from booknlp_api.engine.get_batches import get_batches
@@ -54,6 +54,14 @@ def test_results_come_back_in_batch_order_computed_across_processes(processes: i
         # every process ran its share on one torch thread, and this process got its threads back
         assert {n for _, _, n in found} == {1}
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("costs", [[32, 5], [100, 10, 10, 10]])
+def test_lopsided_shares_are_computed_here_one_after_another(costs: list[int]) -> None:
+    """One process holding most of the work on one thread would finish after this process on all its threads."""
+    threads = torch.get_num_threads()
+    found = run_batches(lambda b: (b, os.getpid(), torch.get_num_threads()), costs, 2)
+    assert list(found) == [(b, os.getpid(), threads) for b in range(len(costs))]
 
 
 def test_one_batch_is_computed_here_when_read() -> None:
@@ -172,13 +180,14 @@ def test_fast_mode_attribution_over_processes_writes_exacts_files(tiny_models_di
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Speaker batches over two processes change no model: fast mode with only this option is exact mode."""
     shared: list[int] = []
-    real = speaker_scores_forked.run_batches
+    real = forked_batches._run_forked
 
     def spy(compute: Any, costs: list[int], processes: int) -> Any:
-        shared.append(min(len(costs), processes))
+        shared.append(processes)
         return real(compute, costs, processes)
 
-    monkeypatch.setattr(speaker_scores_forked, "run_batches", spy)
+    monkeypatch.setattr(forked_batches, "_run_forked", spy)
+    monkeypatch.setattr(forked_batches, "MOST_SHARE", 1.0)  # this chapter's 2 batches are lopsided (32 + 2)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     text = (FIXTURES / "dialogue_pride_and_prejudice_ch2.txt").read_text(encoding="utf-8")
     service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny"), fast_mode=FastMode(quote_processes=2))

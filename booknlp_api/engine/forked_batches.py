@@ -38,13 +38,25 @@ def shares(costs: Sequence[int], processes: int) -> list[list[int]]:
     return [sorted(share) for share in out]
 
 
+MOST_SHARE = 0.6
+"""Share batches only while no process gets more than this fraction of the work. A stage on two torch threads
+runs 1.6-1.8x as fast as on one (docs/PERFORMANCE.md), so a process holding more than 1/1.7 of the work on one
+thread would finish after the batches run one after another on both: a book's one full batch of 32 quote
+windows beside 5 more took attribution from 0.69 to 1.23 s."""
+
+
 def run_batches(compute: Callable[[int], Result], costs: Sequence[int], processes: int) -> Iterator[Result]:
     """``compute(b)`` for each batch ``b`` in order, the batches shared over ``processes`` processes (this one
-    and forked children) by ``costs``; one at a time in this process when ``processes`` < 2 or there is one
-    batch (then each result is made when it is read, as upstream's loop makes it)."""
-    if min(processes, len(costs)) < 2:
+    and forked children) by ``costs``; one at a time in this process when ``processes`` < 2, there is one batch
+    or the shares come out lopsided (then each result is made when it is read, as upstream's loop makes it)."""
+    processes = min(processes, len(costs))
+    if processes < 2 or max(_loads(costs, processes)) > MOST_SHARE * sum(costs):
         return (compute(b) for b in range(len(costs)))
-    return iter(_run_forked(compute, costs, min(processes, len(costs))))
+    return iter(_run_forked(compute, costs, processes))
+
+
+def _loads(costs: Sequence[int], processes: int) -> list[int]:
+    return [sum(costs[b] for b in share) for share in shares(costs, processes)]
 
 
 def _run_forked(compute: Callable[[int], Result], costs: Sequence[int], processes: int) -> list[Result]:

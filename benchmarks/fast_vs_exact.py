@@ -47,7 +47,7 @@ OPTIONS: dict[str, FastMode] = {
     "coref8": FastMode(int8_coref_cpu=True),
     "quote8": FastMode(int8_quote_cpu=True),
     "pieces": FastMode(parse_processes=2, parse_pieces=4),
-    "no-bf16": FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, quote_processes=2),
+    "no-bf16": dataclasses.replace(FAST, bf16_cpu=False, bf16_lstms_cpu=()),
     "bf16-lstm": dataclasses.replace(FAST, bf16_lstms_cpu=tuple(TAGGER_LSTMS)),
     "bf16-bert": dataclasses.replace(FAST, bf16_lstms_cpu=()),
     "no-quote-fork": dataclasses.replace(FAST, quote_processes=1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,11 +22,13 @@ from booknlp_api.engine.coref_get_data import CorefData
 from booknlp_api.engine.lazy_batches import LazyBatches
 from booknlp_api.engine.litbank_coref import make_test
 from booknlp_api.engine.speaker_get_batches import SpeakerBatches
+from booknlp_api.engine.speaker_get_representation import SpeakerWindows
 from booknlp_api.engine.wordpiece_tokenize import RememberedTokenize, remember_tokenize
 from booknlp_api.models.bert import import_upstream
 from booknlp_api.models.synthesize import build_vocab
 
 speaker_attribution = import_upstream("booknlp.english.speaker_attribution")
+bert_qa = import_upstream("booknlp.english.bert_qa")
 coref_module = import_upstream("booknlp.english.bert_coref_quote_pronouns")
 litbank_coref = import_upstream("booknlp.english.litbank_coref")
 pipelines = import_upstream("booknlp.common.pipelines")
@@ -119,6 +122,53 @@ def test_speaker_get_batches_is_upstreams(vocab_file: Path, windows: tuple[list[
         counts = [batch.pop("candidates").tolist() for batch in found[1]]
         assert counts == [[len(meta[1]) for meta in metas[i:i + batch_size]] for i in range(0, len(metas), batch_size)]
         _same(found, theirs, where)
+
+
+@st.composite
+def quote_books(draw: st.DrawFn) -> tuple[list[Any], list[tuple[int, int]], list[tuple[int, int, str, str]]]:
+    """Tokens (text, paragraph), quotes that do not overlap, and entities of every kind, some inside quotes."""
+    # long enough for windows to stop at 50 words or at their word-piece limits (long words have many pieces)
+    length = draw(st.integers(1, 400))
+    words = draw(st.lists(WORDS | st.sampled_from(["qzqzqzqzqzqzqzqz", "Xqxqxqxqxqxq"]), min_size=length,
+                          max_size=length))
+    breaks = draw(st.lists(st.booleans(), min_size=length, max_size=length))
+    tokens, paragraph = [], 0
+    for word, new_paragraph in zip(words, breaks, strict=True):
+        paragraph += new_paragraph
+        tokens.append(SimpleNamespace(text=word, paragraph_id=paragraph))
+    cuts = sorted(draw(st.sets(st.integers(0, length - 1), min_size=min(length, 2), max_size=24)))
+    quotes = [(cuts[i], cuts[i + 1] - draw(st.integers(0, 1)) * (cuts[i + 1] > cuts[i] + 1))
+              for i in range(0, len(cuts) - 1, 2)]
+    entities = []
+    for _ in range(draw(st.integers(0, length // 2))):
+        start = draw(st.integers(0, length - 1))
+        end = min(length - 1, start + draw(st.integers(0, 3)))
+        cat = draw(st.sampled_from(["PROP_PER", "PRON_PER", "NOM_PER", "PROP_LOC", "NOM_FAC", "PROP_GPE"]))
+        entities.append((start, end, cat, " ".join(words[start:end + 1])))
+    return tokens, quotes, entities
+
+
+@given(book=quote_books())
+@EXAMPLES
+def test_speaker_get_representation_is_upstreams(vocab_file: Path, book: tuple[Any, ...]) -> None:
+    class Attribution:
+        model = SimpleNamespace(tokenizer=_tokenizer(vocab_file, ["[QUOTE]", "[ALTQUOTE]", "[PAR]", "[CAP]"]))
+        get_representation = bert_qa.QuotationAttribution.get_representation
+
+    def outcome(call: Any) -> Any:
+        try:
+            return call(*copy.deepcopy(book))
+        except ValueError as error:  # upstream's own error: an overlong window
+            return ValueError, str(error)
+        except Exception as error:  # a literal "[ALTQUOTE]" word as a candidate: upstream's key is a numpy int
+            return type(error)
+
+    theirs = outcome(lambda t, q, e: Attribution().get_representation(q, e, t))
+    attribution = Attribution()
+    remember_tokenize(attribution.model.tokenizer)
+    ours = SpeakerWindows(attribution)
+    for where in ("first call", "second call, remembered counts"):
+        _same(outcome(lambda t, q, e: ours(q, e, t)), theirs, where)
 
 
 @st.composite

@@ -14,6 +14,7 @@ from booknlp_api.engine.entity_tag import make_tag
 from booknlp_api.engine.litbank_coref import make_test
 from booknlp_api.engine.name_cluster_merge import make_cluster
 from booknlp_api.engine.speaker_get_batches import SpeakerBatches
+from booknlp_api.engine.speaker_get_representation import SpeakerWindows
 from booknlp_api.engine.tag_all import make_tag_all
 from booknlp_api.engine.wordpiece_tokenize import remember_tokenize
 from booknlp_api.models.bert import import_upstream
@@ -32,6 +33,7 @@ def install(component: str, built: Any, aliases: str | None = None) -> None:
         built.cluster = make_cluster(built)
     elif component == "quote":
         remember_tokenize(built.model.tokenizer)
+        built.get_representation = SpeakerWindows(built)
         built.model.get_batches = SpeakerBatches(built.model)
         if speaker_forward.applies(built.model):
             built.model.forward = speaker_forward.SpeakerForward(built.model)

@@ -51,10 +51,12 @@ OPTIONS: dict[str, FastMode] = {
     "bf16-lstm": dataclasses.replace(FAST, bf16_lstms_cpu=tuple(TAGGER_LSTMS)),
     "bf16-bert": dataclasses.replace(FAST, bf16_lstms_cpu=()),
     "no-quote-fork": dataclasses.replace(FAST, quote_processes=1),
+    "no-quote-length": dataclasses.replace(FAST, quote_by_length=False),
 }
 """Fast options measured: on the CPU, fp16/bf16 autocast stand in for what they do on a GPU; ``no-bf16`` is what
 the shipped mode does on a CPU without native bfloat16; ``bf16-bert`` the shipped mode with every tagger LSTM in
-float32, ``bf16-lstm`` with all five in bfloat16; ``no-quote-fork`` with attribution in one process."""
+float32, ``bf16-lstm`` with all five in bfloat16; ``no-quote-fork`` with attribution in one process;
+``no-quote-length`` with quote windows in upstream's batches."""
 
 _REPO = Path(__file__).resolve().parents[1]
 

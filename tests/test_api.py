@@ -65,11 +65,13 @@ def test_info_lists_models_pipes_sections_and_limits(api_client: TestClient) -> 
         ("exact", []), ("fast", ["spaCy parse split at paragraph breaks over up to 2 processes"]
                          + (["tagger batches shared over up to 2 single-thread processes",
                              "speaker batches shared over up to 2 single-thread processes",
+                             "quote windows scored in batches of similar length",
                              *(["BERTs run under bfloat16 autocast",
                                 "the tagger's event, supersense LSTMs run under bfloat16 autocast"]
                                if cpu_computes_bf16()
                                else ["int8 dynamic quantisation of the coref BERT's linear layers"])]
-                            if expected_device().device == "cpu" else []))]
+                            if expected_device().device == "cpu"
+                            else ["quote windows scored in batches of similar length"]))]
 
 
 def test_ready_is_503_with_the_reason_when_the_default_model_cannot_load(tmp_path: Path) -> None:

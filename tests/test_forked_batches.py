@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from booknlp_api.config import Settings
-from booknlp_api.engine import forked_batches
+from booknlp_api.engine import forked_batches, speaker_scores_forked
 from booknlp_api.engine.entity_tag import chunk, wordnet_batches
 from booknlp_api.engine.forked_batches import run_batches, shares
 from booknlp_api.engine.get_batches import get_batches
@@ -157,9 +157,11 @@ class SpeakerStandIn:
         return torch.tensor([float(batch_x["toks"].sum()), width, os.getpid(), torch.get_num_threads()])
 
 
-def test_speaker_scores_shared_come_back_in_upstreams_order_from_both_processes() -> None:
+def test_speaker_scores_shared_come_back_in_upstreams_order_from_both_processes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     model = SpeakerStandIn()
     widths = [30, 5, 12, 40, 7]
+    monkeypatch.setattr(speaker_scores_forked, "LEAST_WINDOWS_SHARED", 10)  # these 5 batches of 2
     with scores_shared(model, 2):
         inputs, matrices, _, _ = model.get_batches(widths)
         scores = [model.forward(x, m) for x, m in zip(inputs, matrices, strict=True)]
@@ -176,6 +178,17 @@ def test_speaker_scores_shared_come_back_in_upstreams_order_from_both_processes(
         assert vars(model) == {}  # one process: nothing changes
 
 
+def test_a_short_texts_speaker_windows_are_scored_here() -> None:
+    """Forking a loaded worker costs more than it saves on fewer than ``LEAST_WINDOWS_SHARED`` windows."""
+    model = SpeakerStandIn()
+    widths = [30, 31, 29, 30]  # 4 even batches of 2 windows: shared, were there enough of them
+    assert 2 * len(widths) < speaker_scores_forked.LEAST_WINDOWS_SHARED
+    with scores_shared(model, 2):
+        inputs, matrices, _, _ = model.get_batches(widths)
+        scores = [model.forward(x, m) for x, m in zip(inputs, matrices, strict=True)]
+    assert {int(s[2].item()) for s in scores} == {os.getpid()}
+
+
 def test_fast_mode_attribution_over_processes_writes_exacts_files(tiny_models_dir: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Speaker batches over two processes change no model: fast mode with only this option is exact mode."""
@@ -188,6 +201,7 @@ def test_fast_mode_attribution_over_processes_writes_exacts_files(tiny_models_di
 
     monkeypatch.setattr(forked_batches, "_run_forked", spy)
     monkeypatch.setattr(forked_batches, "MOST_SHARE", 1.0)  # this chapter's 2 batches are lopsided (32 + 2)
+    monkeypatch.setattr(speaker_scores_forked, "LEAST_WINDOWS_SHARED", 2)  # and hold 34 windows
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     text = (FIXTURES / "dialogue_pride_and_prejudice_ch2.txt").read_text(encoding="utf-8")
     service = NLPService(Settings(models_dir=tiny_models_dir, model="tiny"), fast_mode=FastMode(quote_processes=2))

@@ -110,9 +110,10 @@ def test_fast_modes_say_what_they_change_per_device(monkeypatch: pytest.MonkeyPa
     # (lowest agreement 99.4%).
     monkeypatch.setattr(precision_module, "cpu_computes_bf16", lambda: bf16)
     split = "spaCy parse split at paragraph breaks over up to 2 processes"
-    assert FAST.describe(torch.device("cuda", 0)) == [split]
+    by_length = "quote windows scored in batches of similar length"
+    assert FAST.describe(torch.device("cuda", 0)) == [split, by_length]
     shared = ["tagger batches shared over up to 2 single-thread processes",
-              "speaker batches shared over up to 2 single-thread processes"]
+              "speaker batches shared over up to 2 single-thread processes", by_length]
     model = (["BERTs run under bfloat16 autocast", "the tagger's event, supersense LSTMs run under bfloat16 autocast"]
              if bf16 else ["int8 dynamic quantisation of the coref BERT's linear layers"])
     assert FAST.describe(torch.device("cpu")) == [split, *shared, *model]

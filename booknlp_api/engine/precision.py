@@ -63,6 +63,9 @@ class FastMode:
     (never more than the worker's torch threads); 1: all in this process, as upstream."""
     quote_processes: int = 1
     """On the CPU, attribution shares its speaker batches the same way (``speaker_scores_forked.py``)."""
+    quote_by_length: bool = False
+    """Attribution scores its quote windows in batches of similar length instead of upstream's batches in book
+    order (``speaker_windows_by_length.py``): less padding for self-attention."""
 
     def changes_models(self, device: torch.device) -> bool:
         """Whether the models themselves differ from exact mode's on ``device`` (then fast needs its own set)."""
@@ -101,6 +104,8 @@ class FastMode:
             words.append(f"tagger batches shared over up to {self.tag_processes} single-thread processes")
         if device.type == "cpu" and self.quote_processes > 1:
             words.append(f"speaker batches shared over up to {self.quote_processes} single-thread processes")
+        if self.quote_by_length:
+            words.append("quote windows scored in batches of similar length")
         if self.parse_pieces > 1:
             words.append(f"each parse process parses its share as up to {self.parse_pieces} pieces (nlp.pipe)")
         if self.int8_cpu and self.quantises("entity", device):
@@ -133,8 +138,8 @@ def cpu_computes_bf16() -> bool:
         return False
 
 
-FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, quote_processes=2, bf16_cpu=True,
-                bf16_lstms_cpu=("flat_lstm", "supersense_lstm1"))
+FAST = FastMode(parse_processes=2, int8_coref_cpu=True, tag_processes=2, quote_processes=2, quote_by_length=True,
+                bf16_cpu=True, bf16_lstms_cpu=("flat_lstm", "supersense_lstm1"))
 """The fast mode we ship (see the module docstring for the rule; figures in docs/PERFORMANCE.md):
 
 - the parse split over two processes: every benchmark novel parsed to the same tokens as one whole-book

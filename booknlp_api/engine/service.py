@@ -222,7 +222,8 @@ class NLPService:
             try:
                 requested = precision or self.settings.precision
                 run = Run(self._parser(requested), self._processes(requested, self.fast_mode.tag_processes),
-                          self._processes(requested, self.fast_mode.quote_processes))
+                          self._processes(requested, self.fast_mode.quote_processes),
+                          requested == "fast" and self.fast_mode.quote_by_length)
                 analysis = self._run(text, parts, chosen, book_id, out_dir, tracker, run)
                 return dataclasses.replace(analysis, precision=requested)
             finally:

@@ -46,6 +46,8 @@ class Run:
     """Over how many processes the tagger shares its batches (``forked_batches.py``)."""
     quote_processes: int = 1
     """Over how many processes attribution shares its speaker batches (``speaker_scores_forked.py``)."""
+    quote_by_length: bool = False
+    """Whether attribution scores its quote windows in batches of similar length (``speaker_windows_by_length.py``)."""
 
 
 def parse(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
@@ -71,7 +73,7 @@ def find_quotes(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> 
 
 
 def attribute(book: Book, parts: Components, pipeline: Pipeline, run: Run) -> None:
-    with scores_shared(parts.quote.model, run.quote_processes):
+    with scores_shared(parts.quote.model, run.quote_processes, run.quote_by_length):
         book.attributions = parts.quote.tag(book.quotes, book.entities, book.tokens)
 
 

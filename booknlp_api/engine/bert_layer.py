@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -107,10 +107,13 @@ def padding_skipped(bert: Any, mask: torch.Tensor, layers: slice = slice(None)) 
         yield
         return
 
+    flat = real.flatten()
+    rows = Rows(flat.nonzero().squeeze(1), (~flat).nonzero().squeeze(1))
+
     def forward_of(layer: Any) -> Any:
         def forward(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                     *_: Any, **__: Any) -> tuple[torch.Tensor]:
-            return (layer_at_real_rows(layer, hidden_states, attention_mask, real),)
+            return (layer_at_real_rows(layer, hidden_states, attention_mask, rows),)
         return forward
 
     for layer in chosen:
@@ -128,25 +131,33 @@ def _plain_sdpa(layer: Any) -> bool:
             and not attention.is_decoder and not layer.training and not layer.chunk_size_feed_forward)
 
 
-def layer_at_real_rows(layer: Any, hidden: torch.Tensor, mask: torch.Tensor | None, real: torch.Tensor) -> torch.Tensor:
-    """``BertLayer.forward`` (eval mode, SDPA attention) with every per-position step at the ``real`` positions
-    only (zeros elsewhere), the attention on the whole padded shape as transformers' ``BertSdpaSelfAttention``."""
+class Rows(NamedTuple):
+    """A padded batch's positions, flattened (batch * length): the real ones and the padding, each ascending."""
+
+    real: torch.Tensor
+    padding: torch.Tensor
+
+
+def layer_at_real_rows(layer: Any, hidden: torch.Tensor, mask: torch.Tensor | None, rows: Rows) -> torch.Tensor:
+    """``BertLayer.forward`` (eval mode, SDPA attention) with every per-position step at the real positions
+    only (zeros elsewhere), the attention on the whole padded shape as transformers' ``BertSdpaSelfAttention``.
+    The positions are found once per batch (``rows``), not once per gather and scatter."""
     attention = layer.attention.self
-    batch, length, _ = hidden.shape
-    rows = hidden[real]
+    batch, length, size = hidden.shape
+    real = hidden.reshape(-1, size).index_select(0, rows.real)
 
     def padded(values: torch.Tensor) -> torch.Tensor:
-        whole = values.new_zeros(batch, length, values.shape[-1])  # the rows' dtype (bfloat16 under autocast)
-        whole[real] = values
-        return whole
+        whole = values.new_empty(batch * length, values.shape[-1])  # the rows' dtype (bfloat16 under autocast)
+        whole.index_copy_(0, rows.real, values).index_fill_(0, rows.padding, 0)
+        return whole.view(batch, length, -1)
 
     def heads(values: torch.Tensor) -> torch.Tensor:
         return padded(values).view(batch, -1, attention.num_attention_heads,
                                    attention.attention_head_size).transpose(1, 2)
 
     context = torch.nn.functional.scaled_dot_product_attention(
-        heads(attention.query(rows)), heads(attention.key(rows)), heads(attention.value(rows)),
+        heads(attention.query(real)), heads(attention.key(real)), heads(attention.value(real)),
         attn_mask=mask, dropout_p=0.0, is_causal=False)
-    context = context.transpose(1, 2).reshape(batch, length, attention.all_head_size)[real]
-    attended = layer.attention.output(context, rows)
+    context = context.transpose(1, 2).reshape(batch * length, attention.all_head_size).index_select(0, rows.real)
+    attended = layer.attention.output(context, real)
     return padded(layer.output(layer.intermediate(attended), attended))

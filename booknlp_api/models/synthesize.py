@@ -6,10 +6,13 @@ tested (and compared byte for byte with upstream) without the trained files.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import logging
 import re
 from collections import Counter
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -100,7 +103,7 @@ def synthesize(size: str, models_dir: Path, seed: int = 0, name: str | None = No
         (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
 
     components: dict[str, str] = {}
-    with local_bert(model_dir):
+    with local_bert(model_dir), _resizing_notice_hidden():
         for offset, component in enumerate(COMPONENTS):
             file_name = spec.file_name(component)
             torch.manual_seed(seed * 1000 + offset)
@@ -111,3 +114,17 @@ def synthesize(size: str, models_dir: Path, seed: int = 0, name: str | None = No
         if calibrated:
             _calibrate_entity_file(model_dir / components["entity"], resolve_spacy_model(spacy_model))
     return write_manifest(model_dir, name or size, components, synthetic=True, source="synthesized", seed=seed)
+
+
+@contextlib.contextmanager
+def _resizing_notice_hidden() -> Iterator[None]:
+    """Hide transformers' warning that ``resize_token_embeddings`` draws the rows it adds from the old rows' mean
+    and covariance: that draw is part of the seeded synthesis (the files stay as they are), and nobody who
+    synthesizes models needs to be told about it."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

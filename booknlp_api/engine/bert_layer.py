@@ -125,6 +125,14 @@ def padding_skipped(bert: Any, mask: torch.Tensor, layers: slice = slice(None)) 
             del layer.forward
 
 
+@contextlib.contextmanager
+def read_rows_only(bert: Any, mask: torch.Tensor, rows: torch.Tensor) -> Iterator[None]:
+    """While inside, ``bert`` computes what a head reading its last layer at ``rows`` needs: the layers before the
+    last skip ``mask``'s padding (``padding_skipped``), the last computes only at ``rows`` (``last_layer_at``)."""
+    with padding_skipped(bert, mask, slice(None, -1)), last_layer_at(bert, rows):
+        yield
+
+
 def _plain_sdpa(layer: Any) -> bool:
     attention = layer.attention.self
     return (type(attention).__name__ == "BertSdpaSelfAttention" and attention.position_embedding_type == "absolute"

@@ -17,14 +17,7 @@ from typing import Any
 
 import torch
 
-from booknlp_api.engine.bert_layer import (
-    MIN_ROWS,
-    last_layer_at,
-    least_rows,
-    padding_skipped,
-    read_rows,
-    rows_independent,
-)
+from booknlp_api.engine.bert_layer import MIN_ROWS, least_rows, read_rows, read_rows_only, rows_independent
 from booknlp_api.models.bert import import_upstream
 
 
@@ -49,5 +42,5 @@ class MentionReps:
         words = (matrix != 0).any(dim=1)  # (sequences, words): words inside some mention
         pieces = ((transforms != 0) & words[:, :, None]).any(dim=1)  # (sequences, word pieces) they average
         rows = read_rows(pieces, least_rows(input_ids.shape[0]))
-        with padding_skipped(self.model.bert, mask, slice(None, -1)), last_layer_at(self.model.bert, rows):
+        with read_rows_only(self.model.bert, mask, rows):
             return self.upstream(self.model, *args, **kwargs)

@@ -14,14 +14,7 @@ from typing import Any
 
 import torch
 
-from booknlp_api.engine.bert_layer import (
-    MIN_ROWS,
-    last_layer_at,
-    least_rows,
-    padding_skipped,
-    read_rows,
-    rows_independent,
-)
+from booknlp_api.engine.bert_layer import MIN_ROWS, least_rows, read_rows, read_rows_only, rows_independent
 from booknlp_api.models.bert import import_upstream
 
 
@@ -43,7 +36,7 @@ class SpeakerForward:
         if self.model.training or batch * length < MIN_ROWS:
             return self.upstream(self.model, batch_x, batch_m)
         rows = read_positions(batch_m["cands"], batch_m["quote"], least=least_rows(batch))
-        with padding_skipped(self.model.bert, batch_x["mask"], slice(None, -1)), last_layer_at(self.model.bert, rows):
+        with read_rows_only(self.model.bert, batch_x["mask"], rows):
             return self.upstream(self.model, batch_x, batch_m)
 
 

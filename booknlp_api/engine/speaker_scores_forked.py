@@ -50,14 +50,11 @@ def scores_shared(model: Any, processes: int, by_length: bool = False) -> Iterat
             return batches
         windows = sum(int(batch["toks"].shape[0]) for batch in inputs)
         sharing = processes if windows >= LEAST_WINDOWS_SHARED else 1
-        if by_length:
-            grouped = regroup(inputs, matrices)
-            scored = list(run_batches(lambda g: score(grouped.inputs[g], grouped.matrices[g]), grouped.costs(),
-                                      sharing))
-            ready.extend(zip(inputs, grouped.scatter(scored), strict=True))
-            return batches
-        costs = [int(batch["toks"].numel()) for batch in inputs]
-        ready.extend(zip(inputs, run_batches(lambda b: score(inputs[b], matrices[b]), costs, sharing), strict=True))
+        grouped = regroup(inputs, matrices) if by_length else None
+        scored_inputs, scored_matrices = (grouped.inputs, grouped.matrices) if grouped else (inputs, matrices)
+        costs = [int(batch["toks"].numel()) for batch in scored_inputs]
+        scores = list(run_batches(lambda b: score(scored_inputs[b], scored_matrices[b]), costs, sharing))
+        ready.extend(zip(inputs, grouped.scatter(scores) if grouped else scores, strict=True))
         return batches
 
     def forward(batch_x: Any, batch_m: Any) -> torch.Tensor:

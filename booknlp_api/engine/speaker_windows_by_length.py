@@ -4,10 +4,9 @@ Upstream batches the windows in book order, 32 at a time, each batch padded to i
 linear layers already skip that padding (``bert_layer.padding_skipped``), but self-attention runs on the
 padded shape, and its work grows with the square of the padded length: on *A Christmas Carol* (694
 windows of 148-354 word pieces, 17% padding) windows sorted by length need 73% of the attention work of
-book order. Here the windows are regrouped by length into batches of at most 32 (at least as many batches
-as processes share them, while each keeps ``FEWEST_PER_BATCH`` windows: a short text's 37 windows become
-two even batches instead of 32 + 5), scored, and each window's scores go back to its place in upstream's
-batches, where upstream's loop reads them. A window's scores may change in the last bits (its padding and
+book order. Here the windows are regrouped by length into as many batches as upstream's, of nearly equal
+size (at most 32), scored, and each window's scores go back to its place in upstream's batches, where
+upstream's loop reads them. A window's scores may change in the last bits (its padding and
 batch-mates change the shapes the kernels see), so this is fast mode only; agreement in docs/PERFORMANCE.md.
 """
 
@@ -34,9 +33,6 @@ class Regrouped:
     """For each regrouped batch, the (upstream batch, row) of each of its windows."""
     sizes: list[int]
     """Windows in each upstream batch."""
-
-    def costs(self) -> list[int]:
-        return [int(batch["toks"].numel()) for batch in self.inputs]
 
     def scatter(self, scores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Per upstream batch, its windows' rows of ``scores`` (one tensor per regrouped batch), in its order."""

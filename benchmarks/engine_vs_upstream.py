@@ -108,13 +108,18 @@ def report(size: str, ours: dict[str, Any], theirs: dict[str, Any], same: dict[s
     print(f"whole run: {ratio(theirs['process_s'], ours['process_s'])} upstream's tokens per second, files {verdict}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model size, text, text length, model folder and synthesis seed of a run beside upstream."""
     parser.add_argument("--size", choices=["tiny", "small", "big"], default="small")
     parser.add_argument("--text", type=Path, help="any UTF-8 text (default: benchmarks/texts/pride_and_prejudice.txt)")
     parser.add_argument("--chars", type=int, help="use only the first N characters of the text")
     parser.add_argument("--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "booknlp-bench-models")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(parser)
     parser.add_argument("--threads", type=int, help="torch threads for both sides")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/engine_vs_upstream.json"))
     args = parser.parse_args()

@@ -28,7 +28,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.corpus import text_path
-from benchmarks.engine_vs_upstream import STAGE_MAP, ensure_models
+from benchmarks.engine_vs_upstream import STAGE_MAP, add_run_arguments, ensure_models
 from benchmarks.upstream import UpstreamRun, run_upstream_batch
 from booknlp_api.config import Settings
 from booknlp_api.engine.progress import StageProgress
@@ -108,38 +108,33 @@ def floor_rows(figures: dict[str, Any]) -> list[tuple[str, float, dict[str, floa
     return rows
 
 
-def report(figures: dict[str, Any], upstream: dict[str, Any] | None) -> None:
+def report(figures: dict[str, Any]) -> None:
+    """Print ``figures`` (with ``floor_s``, and ``upstream_s`` and ``upstream_stages`` when upstream ran)."""
     print(f"\nexact mode, {figures['tokens']} tokens: plain run {figures['plain_s']:.1f} s, "
           f"profiled run {figures['profiled_s']:.1f} s (with the profiler's bookkeeping between stages)")
     print(f"{'stage':14}{'profiled s':>12}" + "".join(f"{k:>17}" for k in KERNELS) + f"{'else':>10}{'floor s':>10}")
-    floor = 0.0
-    for stage, seconds, kernels, stage_floor in floor_rows(figures):
-        floor += stage_floor
+    rows = floor_rows(figures)
+    for stage, seconds, kernels, stage_floor in rows:
         rest = max(seconds - sum(kernels.values()), 0.0)
         print(f"{stage:14}{seconds:12.2f}" + "".join(f"{kernels[k]:17.2f}" for k in KERNELS)
               + f"{rest:10.2f}{stage_floor:10.2f}")
+    floor = figures["floor_s"]
     plain_stages = sum(figures["plain_stages"].values())
     print(f"floor (the plain run's stages scaled to their kept-kernel share): {floor:.1f} s of {plain_stages:.1f} s")
-    figures["floor_s"] = floor
-    if upstream is not None:
-        up_s = upstream["process_s"]
-        figures["upstream_s"] = up_s
-        figures["upstream_stages"] = upstream["stages"]
-        print(f"upstream process(): {up_s:.1f} s; ours {figures['plain_s']:.1f} s = {up_s / figures['plain_s']:.2f}x; "
-              f"at the floor at most {up_s / floor:.2f}x")
-        for label, up, ours in STAGE_MAP:
-            mine = [row for row in floor_rows(figures) if row[0] in ours]
-            if up in upstream["stages"] and mine:
-                print(f"  {label:16} upstream {upstream['stages'][up]:7.2f} s, floor {sum(r[3] for r in mine):7.2f} s")
+    if "upstream_s" not in figures:
+        return
+    up_s, up_stages = figures["upstream_s"], figures["upstream_stages"]
+    print(f"upstream process(): {up_s:.1f} s; ours {figures['plain_s']:.1f} s = {up_s / figures['plain_s']:.2f}x; "
+          f"at the floor at most {up_s / floor:.2f}x")
+    for label, up, ours in STAGE_MAP:
+        mine = [row[3] for row in rows if row[0] in ours]
+        if up in up_stages and mine:
+            print(f"  {label:16} upstream {up_stages[up]:7.2f} s, floor {sum(mine):7.2f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=["tiny", "small", "big"], default="small")
-    parser.add_argument("--text", type=Path, help="any UTF-8 text (default: benchmarks/texts/pride_and_prejudice.txt)")
-    parser.add_argument("--chars", type=int, help="use only the first N characters of the text")
-    parser.add_argument("--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "booknlp-bench-models")
-    parser.add_argument("--seed", type=int, default=0)
+    add_run_arguments(parser)
     parser.add_argument("--upstream", action="store_true", help="also time upstream process() on the same text")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/exact_floor.json"))
     args = parser.parse_args(argv)
@@ -149,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     service = NLPService(Settings(models_dir=args.models_dir, model=args.size))
     service.load(args.size)
     figures = measure(service, text)
-    upstream = None
     if args.upstream:
         with tempfile.TemporaryDirectory(prefix="booknlp-floor-") as work:
             text_file = Path(work) / "text.txt"
@@ -159,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in upstream:
             print(upstream["error"], file=sys.stderr)
             return 1
-    report(figures, upstream)
+        figures.update(upstream_s=upstream["process_s"], upstream_stages=upstream["stages"])
+    figures["floor_s"] = sum(row[3] for row in floor_rows(figures))
+    report(figures)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"size": args.size, "text": str(source), "chars": args.chars,
                                      "threads": torch.get_num_threads(), **figures}, indent=2))

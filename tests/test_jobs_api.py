@@ -28,6 +28,9 @@ from tests.epub_books import Epub, chapter_xhtml, declared_xhtml, wild_epub
 
 NOVEL = text_path("pride_and_prejudice.txt").read_text(encoding="utf-8")
 CHAPTER = NOVEL[:12_000]
+CHAPTERS = NOVEL[:40_000]
+"""Long enough that a job's progress, written at most every ``PROGRESS_EVERY`` seconds, shows several stages to
+a poller even on a fast machine (the tiny models took 2.7 s over ``CHAPTER``: sometimes only three values)."""
 FAST = ["supersense"]
 """A pipeline that skips the slow stages, for jobs whose analysis is not the point."""
 
@@ -84,7 +87,7 @@ def _wait_for_progress(client: TestClient, job_id: str, timeout: float = 300) ->
 
 
 def test_a_chapter_reports_real_progress_and_serves_json_native_and_html(client: TestClient) -> None:
-    job = _submit(client, CHAPTER, book_id="pride", cache=False)
+    job = _submit(client, CHAPTERS, book_id="pride", cache=False)
     assert job["status"] == "queued" and job["links"]["result"] == f"/v1/jobs/{job['id']}/result"
     early = client.get(job["links"]["result"])
     assert early.status_code == 409 and early.json()["error"]["details"]["status"] in ("queued", "running")
